@@ -1,0 +1,164 @@
+//! The command tree and its flags (clap derive). Parsing only: the work is in `commands`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "connector",
+    version,
+    about = "Keep an Acumatica ERP tenant and a Magento 2 / Adobe Commerce store in sync.",
+    long_about = "Keep an Acumatica ERP tenant and a Magento 2 / Adobe Commerce store in sync.\n\n\
+Items, inventory, prices and shipments flow from Acumatica to Magento; customers and orders \
+flow from Magento to Acumatica. Start with `connector sandbox` to try it on simulated systems, \
+then `connector init` against your own.",
+    after_help = "Exit codes: 0 done · 1 a remote system refused or failed · 2 could not start \
+(usage, configuration, state) · 3 done, but some records failed · 4 another sync holds the lock."
+)]
+pub struct Cli {
+    /// Configuration file [default: $CONNECTOR_CONFIG, then ./connector.toml]
+    #[arg(long, global = true, value_name = "PATH", env = "CONNECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail on stderr (-v debug, -vv trace); RUST_LOG works too
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create in Acumatica the Generic Inquiries, Push Notifications and Automation Schedules
+    /// the sync needs (idempotent: repairs drift, never duplicates)
+    Init(InitArgs),
+    /// Pause sync to Magento (keep monitoring, hold messages) or stop it (turn notifications off)
+    Deactivate(DeactivateArgs),
+    /// Resume sync after `deactivate`: release held messages, or re-enable notifications and
+    /// catch up on what changed while stopped
+    Activate(ActivateArgs),
+    /// Delete every object `init` created in Acumatica (only from the stopped state)
+    Uninstall(ConfirmArgs),
+    /// Move changed data between the systems (run it from cron)
+    Sync(SyncArgs),
+    /// Show the connector's state, remote objects, queue and last run
+    Status(ReportArgs),
+    /// Receive Acumatica's push notifications into the durable queue
+    Listen(ListenArgs),
+    /// Run a simulated Acumatica and Magento on loopback until Ctrl-C
+    Sandbox(SandboxArgs),
+    /// Walk the whole life cycle against a sandbox, in one command
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Answer yes to the confirmation (for scripts)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    /// Print what would be created or repaired, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DeactivateMode {
+    /// Keep monitoring and hold every message bound for Magento until `activate`
+    #[arg(long)]
+    pub pause: bool,
+    /// Turn push notifications and schedules off until `activate`
+    #[arg(long)]
+    pub stop: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    #[command(flatten)]
+    pub mode: DeactivateMode,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// From `stopped`: do not queue the catch-up of what changed while stopped
+    #[arg(long)]
+    pub no_catch_up: bool,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only this entity (items, inventory, prices, customers, orders, shipments); repeatable
+    #[arg(long = "entity", value_name = "NAME")]
+    pub entities: Vec<String>,
+    /// Deliver at most N records per entity
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Show what would be sent; send nothing, change no state
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-read everything, not only what changed since the last run
+    #[arg(long)]
+    pub full: bool,
+    /// Print the run's counts as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to bind [default: receiver.listen from the config]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (loopback only); port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Also write a ready-to-use connector.toml for the sandbox here
+    #[arg(long, value_name = "PATH")]
+    pub write_config: Option<PathBuf>,
+    /// Delay every API request by N milliseconds
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Fraction (0 to 1) of API requests answered with a server error
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Seed for generated data and faults (same seed, same run)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Number of stock items / products to generate
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub items: usize,
+    /// Number of Magento orders to generate
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub orders: usize,
+}

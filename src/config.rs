@@ -1,0 +1,585 @@
+//! `connector.toml`: the schema, secrets from the environment, and validation.
+//!
+//! Every mistake becomes one [`ConfigError`]: the file, the line where TOML knows it, the key,
+//! and what to do. Secrets are [`Secret`]s and never print.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::secret::Secret;
+
+/// The config file used when neither `--config` nor `$CONNECTOR_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "connector.toml";
+
+/// A configuration mistake: exit 2, one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this configuration was read from.
+    pub file: PathBuf,
+    pub store: StoreConfig,
+    pub acumatica: AcumaticaConfig,
+    pub magento: MagentoConfig,
+    pub receiver: ReceiverConfig,
+    pub sync: SyncConfig,
+    pub entities: EntitiesConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcumaticaAuth {
+    Session,
+    Oauth2,
+}
+
+#[derive(Debug, Clone)]
+pub struct AcumaticaConfig {
+    pub url: String,
+    pub tenant: String,
+    pub branch: Option<String>,
+    pub auth: AcumaticaAuth,
+    pub username: String,
+    pub password: Option<Secret>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub endpoint: String,
+    pub endpoint_version: String,
+    pub timezone: chrono_tz::Tz,
+    pub prefix: String,
+    pub max_sessions: u32,
+    pub max_concurrent_requests: u32,
+    pub requests_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MagentoAuth {
+    Bearer,
+    Oauth1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryApi {
+    Msi,
+    Legacy,
+}
+
+#[derive(Debug, Clone)]
+pub struct MagentoConfig {
+    pub url: String,
+    pub store_code: String,
+    pub auth: MagentoAuth,
+    pub access_token: Option<Secret>,
+    pub consumer_key: Option<Secret>,
+    pub consumer_secret: Option<Secret>,
+    pub access_token_secret: Option<Secret>,
+    pub inventory_api: InventoryApi,
+    pub inventory_source: String,
+    pub max_concurrent_requests: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub header_name: String,
+    pub secret: Option<Secret>,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub batch_size: u32,
+    pub max_attempts: u32,
+    pub overlap_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EntitiesConfig {
+    pub items: bool,
+    pub inventory: bool,
+    pub prices: bool,
+    pub customers: bool,
+    pub orders: bool,
+    pub shipments: bool,
+}
+
+impl Default for EntitiesConfig {
+    fn default() -> Self {
+        EntitiesConfig {
+            items: true,
+            inventory: true,
+            prices: true,
+            customers: true,
+            orders: true,
+            shipments: true,
+        }
+    }
+}
+
+// ---- the file as written: serde shapes with their defaults ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: RawStore,
+    acumatica: RawAcumatica,
+    magento: RawMagento,
+    receiver: RawReceiver,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    entities: EntitiesConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStore {
+    path: Spanned<String>,
+    retention_days: u32,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            path: Spanned::new(0..0, "connector.db".into()),
+            retention_days: 30,
+        }
+    }
+}
+
+fn default_auth_session() -> AcumaticaAuth {
+    AcumaticaAuth::Session
+}
+fn default_endpoint() -> String {
+    "Default".into()
+}
+fn default_endpoint_version() -> String {
+    "24.200.001".into()
+}
+fn default_timezone() -> Spanned<String> {
+    Spanned::new(0..0, "UTC".into())
+}
+fn default_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "MC".into())
+}
+fn default_max_sessions() -> Spanned<u32> {
+    Spanned::new(0..0, 2)
+}
+fn default_acumatica_concurrency() -> Spanned<u32> {
+    Spanned::new(0..0, 4)
+}
+fn default_requests_per_minute() -> Spanned<u32> {
+    Spanned::new(0..0, 300)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcumatica {
+    url: Spanned<String>,
+    tenant: String,
+    branch: Option<String>,
+    #[serde(default = "default_auth_session")]
+    auth: AcumaticaAuth,
+    username: String,
+    password: Option<Secret>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    #[serde(default = "default_endpoint")]
+    endpoint: String,
+    #[serde(default = "default_endpoint_version")]
+    endpoint_version: String,
+    #[serde(default = "default_timezone")]
+    timezone: Spanned<String>,
+    #[serde(default = "default_prefix")]
+    prefix: Spanned<String>,
+    #[serde(default = "default_max_sessions")]
+    max_sessions: Spanned<u32>,
+    #[serde(default = "default_acumatica_concurrency")]
+    max_concurrent_requests: Spanned<u32>,
+    #[serde(default = "default_requests_per_minute")]
+    requests_per_minute: Spanned<u32>,
+}
+
+fn default_store_code() -> String {
+    "default".into()
+}
+fn default_auth_bearer() -> MagentoAuth {
+    MagentoAuth::Bearer
+}
+fn default_inventory_api() -> InventoryApi {
+    InventoryApi::Msi
+}
+fn default_inventory_source() -> String {
+    "default".into()
+}
+fn default_magento_concurrency() -> Spanned<u32> {
+    Spanned::new(0..0, 8)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMagento {
+    url: Spanned<String>,
+    #[serde(default = "default_store_code")]
+    store_code: String,
+    #[serde(default = "default_auth_bearer")]
+    auth: MagentoAuth,
+    access_token: Option<Secret>,
+    consumer_key: Option<Secret>,
+    consumer_secret: Option<Secret>,
+    access_token_secret: Option<Secret>,
+    #[serde(default = "default_inventory_api")]
+    inventory_api: InventoryApi,
+    #[serde(default = "default_inventory_source")]
+    inventory_source: String,
+    #[serde(default = "default_magento_concurrency")]
+    max_concurrent_requests: Spanned<u32>,
+}
+
+fn default_receiver_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8700".into())
+}
+fn default_header_name() -> Spanned<String> {
+    Spanned::new(0..0, "X-Connector-Secret".into())
+}
+fn default_max_body_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 32 * 1024 * 1024)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceiver {
+    #[serde(default = "default_receiver_listen")]
+    listen: Spanned<String>,
+    public_url: Spanned<String>,
+    #[serde(default = "default_header_name")]
+    header_name: Spanned<String>,
+    secret: Option<Secret>,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSync {
+    batch_size: Spanned<u32>,
+    max_attempts: Spanned<u32>,
+    overlap_seconds: u64,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        RawSync {
+            batch_size: Spanned::new(0..0, 100),
+            max_attempts: Spanned::new(0..0, 8),
+            overlap_seconds: 300,
+        }
+    }
+}
+
+/// Environment variables that override secrets in the file, with the key each replaces.
+pub const SECRET_ENV: &[(&str, &str)] = &[
+    ("CONNECTOR_ACUMATICA_PASSWORD", "acumatica.password"),
+    ("CONNECTOR_ACUMATICA_CLIENT_SECRET", "acumatica.client_secret"),
+    ("CONNECTOR_MAGENTO_ACCESS_TOKEN", "magento.access_token"),
+    ("CONNECTOR_MAGENTO_CONSUMER_KEY", "magento.consumer_key"),
+    ("CONNECTOR_MAGENTO_CONSUMER_SECRET", "magento.consumer_secret"),
+    ("CONNECTOR_MAGENTO_ACCESS_TOKEN_SECRET", "magento.access_token_secret"),
+    ("CONNECTOR_RECEIVER_SECRET", "receiver.secret"),
+];
+
+/// The file `--config` / `$CONNECTOR_CONFIG` names, or `./connector.toml`.
+pub fn config_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+}
+
+impl Config {
+    /// Reads, parses and validates the file; secrets set in the environment win.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound => "config file not found; copy connector.toml.example \
+                    there and edit it, or pass --config PATH (`connector sandbox --write-config PATH` writes one for the sandbox)"
+                    .to_string(),
+                _ => format!("cannot read the config file: {e}"),
+            },
+        })?;
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Config::parse(&text, file, &env)
+    }
+
+    /// Parses `text` as if read from `file`; `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let at = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| {
+            ConfigError {
+                file: file.to_path_buf(),
+                line: span.filter(|s| s.end > 0).map(|s| line_of(text, s.start)),
+                key,
+                message,
+            }
+        };
+        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| {
+            at(
+                e.span(),
+                None,
+                format!("TOML syntax error: {}", e.message().trim()),
+            )
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.inner();
+            let (key, message) = explain_serde_error(&path, inner.message());
+            at(inner.span(), key, message)
+        })?;
+
+        let base = file.parent().unwrap_or(Path::new("."));
+        let spanned_err =
+            |span: std::ops::Range<usize>, key: &str, message: String| at(Some(span), Some(key.into()), message);
+
+        let http_url = |value: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
+            let v = value.get_ref().trim_end_matches('/').to_string();
+            match url::Url::parse(&v) {
+                Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
+                    Ok(v)
+                }
+                _ => Err(spanned_err(
+                    value.span(),
+                    key,
+                    format!("{:?} is not an http(s) URL; write it like \"https://host/path\"", value.get_ref()),
+                )),
+            }
+        };
+        let at_least_one = |value: &Spanned<u32>, key: &str| -> Result<u32, ConfigError> {
+            if *value.get_ref() == 0 {
+                Err(spanned_err(value.span(), key, "must be at least 1".into()))
+            } else {
+                Ok(*value.get_ref())
+            }
+        };
+
+        // Secrets: the environment wins over the file.
+        let secret = |from_file: Option<Secret>, key: &str| -> Option<Secret> {
+            let var = SECRET_ENV.iter().find(|(_, k)| *k == key).map(|(v, _)| *v);
+            var.and_then(env).map(Secret::new).or(from_file).filter(|s| !s.is_empty())
+        };
+
+        let a = raw.acumatica;
+        let timezone: chrono_tz::Tz = a.timezone.get_ref().parse().map_err(|_| {
+            spanned_err(
+                a.timezone.span(),
+                "acumatica.timezone",
+                format!(
+                    "unknown time zone {:?}; use an IANA name such as \"America/New_York\" or \"UTC\"",
+                    a.timezone.get_ref()
+                ),
+            )
+        })?;
+        let prefix = a.prefix.get_ref().clone();
+        if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(spanned_err(
+                a.prefix.span(),
+                "acumatica.prefix",
+                format!("{prefix:?} must be 1 to 8 letters or digits (it starts the name of every object init creates)"),
+            ));
+        }
+        let acumatica = AcumaticaConfig {
+            url: http_url(&a.url, "acumatica.url")?,
+            tenant: a.tenant,
+            branch: a.branch.filter(|b| !b.is_empty()),
+            auth: a.auth,
+            username: a.username,
+            password: secret(a.password, "acumatica.password"),
+            client_id: a.client_id.filter(|c| !c.is_empty()),
+            client_secret: secret(a.client_secret, "acumatica.client_secret"),
+            endpoint: a.endpoint,
+            endpoint_version: a.endpoint_version,
+            timezone,
+            prefix,
+            max_sessions: at_least_one(&a.max_sessions, "acumatica.max_sessions")?,
+            max_concurrent_requests: at_least_one(
+                &a.max_concurrent_requests,
+                "acumatica.max_concurrent_requests",
+            )?,
+            requests_per_minute: at_least_one(&a.requests_per_minute, "acumatica.requests_per_minute")?,
+        };
+        if acumatica.auth == AcumaticaAuth::Oauth2 && acumatica.client_id.is_none() {
+            return Err(at(
+                None,
+                Some("acumatica.client_id".into()),
+                "missing required key: acumatica.auth = \"oauth2\" needs client_id (and client_secret)".into(),
+            ));
+        }
+
+        let m = raw.magento;
+        let magento = MagentoConfig {
+            url: http_url(&m.url, "magento.url")?,
+            store_code: m.store_code,
+            auth: m.auth,
+            access_token: secret(m.access_token, "magento.access_token"),
+            consumer_key: secret(m.consumer_key, "magento.consumer_key"),
+            consumer_secret: secret(m.consumer_secret, "magento.consumer_secret"),
+            access_token_secret: secret(m.access_token_secret, "magento.access_token_secret"),
+            inventory_api: m.inventory_api,
+            inventory_source: m.inventory_source,
+            max_concurrent_requests: at_least_one(
+                &m.max_concurrent_requests,
+                "magento.max_concurrent_requests",
+            )?,
+        };
+
+        let r = raw.receiver;
+        let listen: SocketAddr = r.listen.get_ref().parse().map_err(|_| {
+            spanned_err(
+                r.listen.span(),
+                "receiver.listen",
+                format!("{:?} is not an address and port such as \"127.0.0.1:8700\"", r.listen.get_ref()),
+            )
+        })?;
+        let header_name = r.header_name.get_ref().clone();
+        if axum::http::HeaderName::from_bytes(header_name.as_bytes()).is_err() {
+            return Err(spanned_err(
+                r.header_name.span(),
+                "receiver.header_name",
+                format!("{header_name:?} is not a valid HTTP header name"),
+            ));
+        }
+        if *r.max_body_bytes.get_ref() < 1024 {
+            return Err(spanned_err(
+                r.max_body_bytes.span(),
+                "receiver.max_body_bytes",
+                "must be at least 1024 (one mass price release is one large notification)".into(),
+            ));
+        }
+        let receiver = ReceiverConfig {
+            listen,
+            public_url: http_url(&r.public_url, "receiver.public_url")?,
+            header_name,
+            secret: secret(r.secret, "receiver.secret"),
+            max_body_bytes: *r.max_body_bytes.get_ref(),
+        };
+
+        let s = raw.sync;
+        let sync = SyncConfig {
+            batch_size: at_least_one(&s.batch_size, "sync.batch_size")?,
+            max_attempts: at_least_one(&s.max_attempts, "sync.max_attempts")?,
+            overlap_seconds: s.overlap_seconds,
+        };
+
+        let store = StoreConfig {
+            path: base.join(raw.store.path.get_ref()),
+            retention_days: raw.store.retention_days,
+        };
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            store,
+            acumatica,
+            magento,
+            receiver,
+            sync,
+            entities: raw.entities,
+        })
+    }
+
+    /// A secret the running command needs, or the error that says where to set it.
+    pub fn require<'a>(&self, value: &'a Option<Secret>, key: &str) -> Result<&'a Secret, ConfigError> {
+        value.as_ref().ok_or_else(|| {
+            let var = SECRET_ENV
+                .iter()
+                .find(|(_, k)| *k == key)
+                .map(|(v, _)| format!(" or the environment variable {v}"))
+                .unwrap_or_default();
+            ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: Some(key.to_string()),
+                message: format!("missing required secret; set it in the file{var}"),
+            }
+        })
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Turns serde's wording into the connector's: the full key, and for an unknown key the
+/// closest known one.
+fn explain_serde_error(path: &str, message: &str) -> (Option<String>, String) {
+    let path = if path == "." { String::new() } else { path.to_string() };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        // serde_path_to_error's path already ends with the unknown key.
+        let key = if path.is_empty() { unknown.to_string() } else { path.clone() };
+        let suggestion = candidates
+            .iter()
+            .map(|c| (strsim::jaro_winkler(unknown, c), *c))
+            .filter(|(score, _)| *score > 0.75)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, c)| format!("; did you mean `{c}`?"))
+            .unwrap_or_else(|| {
+                if candidates.is_empty() {
+                    String::new()
+                } else {
+                    format!("; known keys here: {}", candidates.join(", "))
+                }
+            });
+        return (Some(key), format!("unknown key{suggestion}"));
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        let key = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+        return (Some(key), "missing required key".to_string());
+    }
+    let key = if path.is_empty() { None } else { Some(path) };
+    (key, message.trim().to_string())
+}

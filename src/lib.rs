@@ -1,0 +1,12 @@
+//! connector: keeps an Acumatica ERP tenant and a Magento 2 store in sync.
+//!
+//! The binary (`src/main.rs`) parses the command line and maps errors to exit codes;
+//! everything else lives here so tests and benches can call it directly.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod sandbox;
+pub mod secret;
+pub mod store;

@@ -1,0 +1,50 @@
+//! The `connector` binary: parse the command line, set up logging, run, map the outcome to an
+//! exit code (DESIGN.md section 9) — in this one place.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use connector::cli::Cli;
+use connector::error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.quiet, cli.verbose);
+    match connector::commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, outermost first.
+            eprintln!("error: {}", format_chain(&e));
+            error::exit_code(&e)
+        }
+    }
+}
+
+fn format_chain(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+/// Tracing to stderr: `RUST_LOG` if set, else warn (`-q`: error; `-v`: debug; `-vv`: trace).
+fn init_tracing(quiet: bool, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "connector=debug,info",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
