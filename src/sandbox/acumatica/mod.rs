@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+pub mod tables;
+
 use axum::Router;
 
 use super::{FaultInjector, SandboxOptions, System};
