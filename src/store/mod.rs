@@ -317,3 +317,97 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state/connector.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_new_store_is_migrated_in_wal_mode_and_uninitialized() {
+        let (_dir, store) = temp_store();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        assert_eq!(
+            store.lifecycle().unwrap().state,
+            LifecycleState::Uninitialized
+        );
+        assert_eq!(store.queue_counts().unwrap(), QueueCounts::default());
+    }
+
+    #[test]
+    fn transitions_are_recorded_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.transition(LifecycleState::Active, "init").unwrap();
+            let stopped = store
+                .transition(LifecycleState::Stopped, "deactivate --stop")
+                .unwrap();
+            assert_eq!(stopped.stopped_at.as_deref(), Some(stopped.since.as_str()));
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.lifecycle().unwrap().state, LifecycleState::Stopped);
+        let history = store.transitions(10).unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(
+            (
+                history[0].from.as_str(),
+                history[0].to.as_str(),
+                history[0].command.as_str()
+            ),
+            ("active", "stopped", "deactivate --stop")
+        );
+        assert_eq!(history[1].from, "uninitialized");
+    }
+
+    #[test]
+    fn an_empty_database_from_before_the_first_migration_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE unrelated (x INTEGER);")
+            .unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let (_dir, store) = temp_store();
+        assert_eq!(store.cursor("items").unwrap(), None);
+        store.set_cursor("items", "2026-11-26T10:00:00Z").unwrap();
+        store.set_cursor("items", "2026-11-26T11:00:00Z").unwrap();
+        assert_eq!(
+            store.cursor("items").unwrap().as_deref(),
+            Some("2026-11-26T11:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_truncated_header_is_not_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        std::fs::write(&path, b"SQLite format").unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NotSqlite { .. })
+        ));
+    }
+}
