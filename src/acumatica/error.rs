@@ -87,10 +87,10 @@ pub fn error_message(body: &str) -> String {
         return field_errors.join("; ");
     }
     for key in ["exceptionMessage", "message", "error_description", "error"] {
-        if let Some(text) = json.get(key).and_then(Value::as_str) {
-            if !text.trim().is_empty() {
-                return text.trim().to_string();
-            }
+        if let Some(text) = json.get(key).and_then(Value::as_str)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_string();
         }
     }
     json.to_string().chars().take(300).collect()
@@ -99,10 +99,10 @@ pub fn error_message(body: &str) -> String {
 fn collect_field_errors(value: &Value, path: &str, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::String(err)) = map.get("error") {
-                if !path.is_empty() {
-                    out.push(format!("{path}: {err}"));
-                }
+            if let Some(Value::String(err)) = map.get("error")
+                && !path.is_empty()
+            {
+                out.push(format!("{path}: {err}"));
             }
             for (key, child) in map {
                 if key == "error" {
