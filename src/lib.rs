@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod magento;
 pub mod sandbox;
 pub mod secret;
 pub mod signals;

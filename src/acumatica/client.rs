@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use super::error::{AcumaticaError, error_message};
 use crate::config::{AcumaticaAuth, Config};
-use crate::http::{Backoff, RequestLimiter, retry_after};
+use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
 use crate::secret::Secret;
 
 /// How a write may treat an existing record (`PUT` is insert-or-update by key otherwise).
@@ -561,24 +561,4 @@ impl AcumaticaClient {
         }
         open
     }
-}
-
-fn describe_transport(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "the reply was cut off"
-    } else {
-        "request failed"
-    };
-    // reqwest's message can include the URL, never credentials (they travel in the body).
-    let mut message = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
 }

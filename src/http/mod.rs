@@ -110,6 +110,27 @@ impl RequestLimiter {
     }
 }
 
+/// A transport failure in one line: what kind, and every cause. reqwest's text can name the
+/// URL, never credentials (they travel in headers and bodies).
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the reply was cut off"
+    } else {
+        "request failed"
+    };
+    let mut message = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
