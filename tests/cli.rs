@@ -85,7 +85,6 @@ fn commands_not_built_yet_say_so_and_fail() {
         vec!["activate", "--yes"],
         vec!["uninstall", "--yes"],
         vec!["sync"],
-        vec!["listen"],
         vec!["demo"],
     ] {
         dir.command(&command)

@@ -1,5 +1,6 @@
 //! One file per subcommand: parse what clap left, confirm, call the library, print.
 
+mod listen;
 mod not_yet;
 mod sandbox;
 mod status;
@@ -19,7 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Uninstall(_) => not_yet::run("uninstall", config_file),
         Command::Sync(_) => not_yet::run("sync", config_file),
         Command::Status(args) => status::run(args, &load_config(config_file)?),
-        Command::Listen(_) => not_yet::run("listen", config_file),
+        Command::Listen(args) => listen::run(args, &load_config(config_file)?, cli.quiet),
         Command::Sandbox(args) => sandbox::run(args, cli.quiet),
         Command::Demo => Err(crate::error::Failure::NotImplemented("demo").into()),
     }

@@ -13,6 +13,8 @@ struct StatusReport {
     since: String,
     transitions: Vec<Transition>,
     queue: QueueCounts,
+    /// The push receiver's counters: accepted, duplicates, rejected_<reason>.
+    receiver: std::collections::BTreeMap<String, u64>,
     store: String,
 }
 
@@ -27,6 +29,9 @@ pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
             .transitions(5)
             .context("reading the life-cycle history")?,
         queue: store.queue_counts().context("reading the queue")?,
+        receiver: store
+            .receiver_counts()
+            .context("reading the receiver's counters")?,
         store: store.path().display().to_string(),
     };
     if args.json {
@@ -42,6 +47,14 @@ pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
         "queue:  {} pending, {} held, {} failed, {} dead, {} skipped, {} delivered",
         q.pending, q.held, q.failed, q.dead, q.skipped, q.delivered
     );
+    if !report.receiver.is_empty() {
+        let counts: Vec<String> = report
+            .receiver
+            .iter()
+            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+            .collect();
+        println!("push:   {}", counts.join(", "));
+    }
     if !report.transitions.is_empty() {
         println!("recent transitions:");
         for t in &report.transitions {
