@@ -1,10 +1,34 @@
-//! The simulated Magento 2.4 admin REST API (see docs/sandbox.md).
+//! The simulated Magento 2.4 admin REST API (see docs/sandbox-magento.md).
+//!
+//! Routes live under `{magento_url}/rest/{store_code}/V1/…` with the store codes `default`
+//! (store view 1) and `all` (global values). Requests pass, in order: the shared
+//! [`FaultInjector`] (counting, latency, 5xx, 429, dropped connections), the store-code and
+//! authentication checks, then the handler. Control routes under `/__sandbox/` have neither.
 
-use std::sync::Arc;
+mod auth;
+mod catalog;
+mod control;
+mod customers;
+mod errors;
+mod input;
+mod model;
+pub mod oauth1;
+mod sales;
+mod search;
+mod seed;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::{Deserialize, Serialize};
 
 use super::{FaultInjector, SandboxOptions, System};
+use errors::ApiError;
+use model::Data;
 
 /// Credentials the simulated store accepts.
 #[derive(Clone, Debug)]
@@ -16,10 +40,46 @@ pub struct Credentials {
     pub access_token_secret: String,
 }
 
+/// Magento-specific knobs, beside the shared [`super::Faults`]; set with
+/// `POST /__sandbox/faults`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MagentoKnobs {
+    /// Overlapping saves of one product: the later one fails with the deadlock 400.
+    pub deadlock: bool,
+    /// How long a product save holds its row, in ms (a real save takes about a second).
+    /// With `deadlock` on and this at 0, a save holds for 100 ms so overlaps can happen.
+    pub product_save_ms: u64,
+    /// Web API input limits (Stores → Configuration → Services → Web API Input Limits):
+    /// lists over `input_list_limit` items and `pageSize` over 300 are refused.
+    pub input_limit: bool,
+    pub input_list_limit: usize,
+    /// `oauth/consumer/enable_integration_as_bearer`: integration tokens as bearer tokens.
+    pub bearer: bool,
+}
+
+impl Default for MagentoKnobs {
+    fn default() -> Self {
+        MagentoKnobs {
+            deadlock: false,
+            product_save_ms: 0,
+            input_limit: false,
+            input_list_limit: 20,
+            bearer: true,
+        }
+    }
+}
+
 pub struct MagentoSim {
     base_url: String,
     credentials: Credentials,
     pub faults: Arc<FaultInjector>,
+    data: Mutex<Data>,
+    knobs: Mutex<MagentoKnobs>,
+    /// SKUs whose save is in progress (for the deadlock fault).
+    saving: Mutex<HashSet<String>>,
+    /// OAuth nonces seen, per timestamp+nonce: a replay is refused.
+    nonces: Mutex<HashSet<String>>,
 }
 
 impl MagentoSim {
@@ -34,6 +94,10 @@ impl MagentoSim {
                 access_token_secret: "sandbox-access-token-secret".into(),
             },
             faults: FaultInjector::new(System::Magento, options.seed, options.faults.clone()),
+            data: Mutex::new(seed::seed(options.seed, options.items, options.orders)),
+            knobs: Mutex::new(MagentoKnobs::default()),
+            saving: Mutex::new(HashSet::new()),
+            nonces: Mutex::new(HashSet::new()),
         })
     }
 
@@ -45,7 +109,88 @@ impl MagentoSim {
         self.credentials.clone()
     }
 
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+    pub fn knobs(&self) -> MagentoKnobs {
+        self.knobs.lock().unwrap().clone()
     }
+
+    pub fn set_knobs(&self, knobs: MagentoKnobs) {
+        *self.knobs.lock().unwrap() = knobs;
+    }
+
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap()
+    }
+
+    /// The Web API input list limit, when on.
+    fn list_limit(&self) -> Option<usize> {
+        let knobs = self.knobs();
+        knobs.input_limit.then_some(knobs.input_list_limit)
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        let api = Router::new()
+            .route(
+                "/rest/{store}/V1/products",
+                get(catalog::search_products).post(catalog::create_product),
+            )
+            .route(
+                "/rest/{store}/V1/products/{sku}",
+                get(catalog::get_product).put(catalog::put_product),
+            )
+            .route(
+                "/rest/{store}/V1/products/base-prices",
+                post(catalog::update_base_prices),
+            )
+            .route(
+                "/rest/{store}/V1/products/{sku}/stockItems/{item_id}",
+                put(catalog::update_stock_item),
+            )
+            .route(
+                "/rest/{store}/V1/inventory/source-items",
+                get(catalog::search_source_items).post(catalog::save_source_items),
+            )
+            .route("/rest/{store}/V1/orders", get(sales::search_orders))
+            .route("/rest/{store}/V1/orders/{id}", get(sales::get_order))
+            .route("/rest/{store}/V1/order/{id}/ship", post(sales::ship_order))
+            .route("/rest/{store}/V1/shipments", get(sales::search_shipments))
+            .route("/rest/{store}/V1/shipment/{id}", get(sales::get_shipment))
+            .route(
+                "/rest/{store}/V1/customers/search",
+                get(customers::search_customers),
+            )
+            .route("/rest/{store}/V1/customers/{id}", get(customers::get_customer))
+            // Magento answers a known path with another method as it answers an unknown one.
+            .method_not_allowed_fallback(no_route)
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::middleware,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.faults.clone(),
+                FaultInjector::middleware,
+            ));
+        Router::new()
+            .merge(api)
+            .merge(control::router())
+            .fallback(unmatched)
+            .with_state(self.clone())
+    }
+}
+
+async fn no_route() -> Response {
+    ApiError::no_route().into_response()
+}
+
+/// Any request no route matched: counted (so a client's stray calls show in the state),
+/// then Magento's 404.
+async fn unmatched(
+    axum::extract::State(sim): axum::extract::State<Arc<MagentoSim>>,
+    request: Request,
+) -> Response {
+    sim.faults.count(format!(
+        "{} {} (unmatched)",
+        request.method(),
+        request.uri().path()
+    ));
+    ApiError::no_route().into_response()
 }
