@@ -116,9 +116,6 @@ fn authorized(sim: &MagentoSim, request: &Request) -> bool {
     }
     // A nonce is good for one request per timestamp (`Magento\Integration\Model\OauthService`
     // refuses a replay).
-    let key = format!(
-        "{}:{}",
-        params["oauth_timestamp"], params["oauth_nonce"]
-    );
+    let key = format!("{}:{}", params["oauth_timestamp"], params["oauth_nonce"]);
     sim.nonces.lock().unwrap().insert(key)
 }

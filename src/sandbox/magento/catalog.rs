@@ -536,7 +536,10 @@ pub async fn save_source_items(
         return Err(e);
     }
     let mut data = sim.data();
-    if parsed.iter().any(|s| !data.sources.contains(&s.source_code)) {
+    if parsed
+        .iter()
+        .any(|s| !data.sources.contains(&s.source_code))
+    {
         // The foreign key to `inventory_source` fails inside the save.
         return Err(ApiError::bad_request("Could not save Source Item"));
     }

@@ -30,14 +30,15 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-fn body_object(body: &Bytes) -> Result<Map<String, Value>, Response> {
+/// The body as a JSON object; the error is the 400's text.
+fn body_object(body: &Bytes) -> Result<Map<String, Value>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(refuse(StatusCode::BAD_REQUEST, "body must be a JSON object")),
-        Err(e) => Err(refuse(StatusCode::BAD_REQUEST, format!("bad JSON: {e}"))),
+        Ok(_) => Err("body must be a JSON object".into()),
+        Err(e) => Err(format!("bad JSON: {e}")),
     }
 }
 
@@ -107,7 +108,7 @@ const KNOB_KEYS: &[&str] = &[
 async fn set_faults(State(sim): State<Arc<MagentoSim>>, body: Bytes) -> Response {
     let body = match body_object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     let (knob_part, fault_part): (Map<String, Value>, Map<String, Value>) = body
         .into_iter()
@@ -135,7 +136,7 @@ async fn set_faults(State(sim): State<Arc<MagentoSim>>, body: Bytes) -> Response
 async fn place_order(State(sim): State<Arc<MagentoSim>>, body: Bytes) -> Response {
     let body = match body_object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     let mut data = sim.data();
     let (customer_id, email, firstname, lastname, address) =
@@ -190,7 +191,10 @@ async fn place_order(State(sim): State<Arc<MagentoSim>>, body: Bytes) -> Respons
                 .iter()
                 .map(|i| {
                     (
-                        i.get("sku").and_then(Value::as_str).unwrap_or("").to_string(),
+                        i.get("sku")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         i.get("qty").and_then(Value::as_f64).unwrap_or(1.0),
                     )
                 })
@@ -264,7 +268,9 @@ async fn cancel_order(State(sim): State<Arc<MagentoSim>>, Path(id): Path<i64>) -
     }
     order.state = "canceled".into();
     order.status = "canceled".into();
-    order.status_history.push(("Canceled in the sandbox.".into(), "canceled".into()));
+    order
+        .status_history
+        .push(("Canceled in the sandbox.".into(), "canceled".into()));
     order.updated_at = bumped(&order.updated_at);
     Json(order.to_json()).into_response()
 }
@@ -279,7 +285,7 @@ async fn edit_product(
 ) -> Response {
     let body = match body_object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     let mut data = sim.data();
     let Some(product) = data.products.get_mut(&sku) else {

@@ -52,10 +52,7 @@ impl ApiError {
     /// `Magento\Webapi\Controller\Rest\Router::match` when no route fits (also what an
     /// unknown store code ends in: the path processor leaves it in the path).
     pub fn no_route() -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Request does not match any route.",
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "Request does not match any route.")
     }
 
     /// `Magento\Webapi\Controller\Rest\RequestValidator::checkPermissions`.
@@ -124,8 +121,11 @@ impl ApiError {
 
     /// `NoSuchEntityException::singleField` (customers by id).
     pub fn no_such_entity(field: &str, value: Value) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "No such entity with %fieldName = %fieldValue")
-            .with_named(&[("fieldName", json!(field)), ("fieldValue", value)])
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "No such entity with %fieldName = %fieldValue",
+        )
+        .with_named(&[("fieldName", json!(field)), ("fieldValue", value)])
     }
 
     /// `ProductRepository::save` catching a `DeadlockException` (MySQL SQLSTATE[40001] 1213):

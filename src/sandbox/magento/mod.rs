@@ -158,7 +158,10 @@ impl MagentoSim {
                 "/rest/{store}/V1/customers/search",
                 get(customers::search_customers),
             )
-            .route("/rest/{store}/V1/customers/{id}", get(customers::get_customer))
+            .route(
+                "/rest/{store}/V1/customers/{id}",
+                get(customers::get_customer),
+            )
             // Magento answers a known path with another method as it answers an unknown one.
             .method_not_allowed_fallback(no_route)
             .route_layer(axum::middleware::from_fn_with_state(

@@ -22,10 +22,13 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// than `previous` so that a change is visible to a client reading on `updated_at` even
 /// within one second (Magento's column has second resolution).
 pub fn bumped(previous: &str) -> String {
-    let now = Utc::now();
+    let now = format_time(Utc::now());
+    if now.as_str() > previous {
+        return now;
+    }
     match parse_time(previous) {
-        Some(prev) if prev >= now => format_time(prev + Duration::seconds(1)),
-        _ => format_time(now),
+        Some(prev) => format_time(prev + Duration::seconds(1)),
+        None => now,
     }
 }
 
@@ -140,7 +143,9 @@ impl Product {
         out.insert("sku".into(), json!(self.sku));
         out.insert(
             "name".into(),
-            merged.remove("name").unwrap_or(Value::String(String::new())),
+            merged
+                .remove("name")
+                .unwrap_or(Value::String(String::new())),
         );
         out.insert("attribute_set_id".into(), json!(self.attribute_set_id));
         out.insert("price".into(), json!(self.price));

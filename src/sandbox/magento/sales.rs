@@ -41,7 +41,10 @@ pub async fn get_order(
     scope_of(&params["store"])?;
     let id = path_id(&params["id"])?;
     let data = sim.data();
-    let order = data.orders.get(&id).ok_or_else(ApiError::entity_not_found)?;
+    let order = data
+        .orders
+        .get(&id)
+        .ok_or_else(ApiError::entity_not_found)?;
     Ok(Json(order.to_json()))
 }
 
@@ -96,8 +99,8 @@ pub async fn ship_order(
             "\\Magento\\Sales\\Api\\Data\\ShipmentItemCreationInterface",
             limit,
         )? {
-            let id = int(&item, "order_item_id")?
-                .ok_or_else(|| ApiError::required("order_item_id"))?;
+            let id =
+                int(&item, "order_item_id")?.ok_or_else(|| ApiError::required("order_item_id"))?;
             let qty = float(&item, "qty")?.ok_or_else(|| ApiError::required("qty"))?;
             requested.push((id, qty));
         }
@@ -159,9 +162,10 @@ pub async fn ship_order(
     for (item_id, qty) in &requested {
         match order.items.iter().find(|i| i.item_id == *item_id) {
             None => messages.push(format!("We can not found item \"{item_id}\" in order.")),
-            Some(item) if *qty > item.qty_to_ship() + 1e-9 || *qty < 0.0 => messages.push(
-                format!("We found an invalid quantity to ship for item \"{}\".", item.name),
-            ),
+            Some(item) if *qty > item.qty_to_ship() + 1e-9 || *qty < 0.0 => messages.push(format!(
+                "We found an invalid quantity to ship for item \"{}\".",
+                item.name
+            )),
             Some(_) => total += qty,
         }
     }

@@ -165,10 +165,8 @@ pub fn parse(raw_query: Option<&str>) -> ApiResult<Option<SearchCriteria>> {
                 }
             }
             "page_size" => {
-                criteria.page_size = Some(parse_uint(
-                    "pageSize",
-                    node.value.as_deref().unwrap_or(""),
-                )?)
+                criteria.page_size =
+                    Some(parse_uint("pageSize", node.value.as_deref().unwrap_or(""))?)
             }
             "current_page" => {
                 criteria.current_page = Some(parse_uint(

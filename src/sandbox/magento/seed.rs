@@ -20,11 +20,23 @@ const ADJECTIVES: &[&str] = &[
     "Smart",
 ];
 const NOUNS: &[&str] = &[
-    "Backpack", "Lantern", "Kettle", "Notebook", "Umbrella", "Blender", "Headlamp", "Thermos",
-    "Toolkit", "Tent", "Wallet", "Desk Lamp",
+    "Backpack",
+    "Lantern",
+    "Kettle",
+    "Notebook",
+    "Umbrella",
+    "Blender",
+    "Headlamp",
+    "Thermos",
+    "Toolkit",
+    "Tent",
+    "Wallet",
+    "Desk Lamp",
 ];
 const FIRST_NAMES: &[&str] = &["Ava", "Liam", "Mia", "Noah", "Zoe", "Omar", "Ines", "Kenji"];
-const LAST_NAMES: &[&str] = &["Garcia", "Smith", "Okafor", "Tanaka", "Novak", "Rossi", "Dubois"];
+const LAST_NAMES: &[&str] = &[
+    "Garcia", "Smith", "Okafor", "Tanaka", "Novak", "Rossi", "Dubois",
+];
 const CITIES: &[(&str, &str, &str, i64, &str)] = &[
     ("Austin", "Texas", "TX", 57, "78701"),
     ("Sacramento", "California", "CA", 12, "95814"),
