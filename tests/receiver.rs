@@ -29,6 +29,7 @@ fn settings(dir: &tempfile::TempDir, max_body_bytes: u64) -> ReceiverSettings {
             Entity::Prices,
             Entity::Shipments,
         ],
+        group_commit: true,
     }
 }
 
