@@ -17,3 +17,4 @@ pub mod sandbox;
 pub mod secret;
 pub mod signals;
 pub mod store;
+pub mod sync;
