@@ -88,7 +88,7 @@ pub enum QuantityKind {
 }
 
 /// `[inventory]`: which warehouses count and which quantity is sent.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InventoryConfig {
     /// Acumatica warehouses whose quantities are summed; empty: all.
@@ -96,15 +96,6 @@ pub struct InventoryConfig {
     /// "on_hand" or "available"; default: on_hand for MSI (Magento's reservations already
     /// subtract open orders), available for legacy stock.
     pub quantity: Option<QuantityKind>,
-}
-
-impl Default for InventoryConfig {
-    fn default() -> Self {
-        InventoryConfig {
-            warehouses: Vec::new(),
-            quantity: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -603,7 +594,9 @@ impl Config {
                 return Err(at(
                     None,
                     Some("items.create_only".into()),
-                    format!("{field:?} is not a product field the connector writes; use any of \"name\", \"description\", \"weight\""),
+                    format!(
+                        "{field:?} is not a product field the connector writes; use any of \"name\", \"description\", \"weight\""
+                    ),
                 ));
             }
         }
@@ -611,7 +604,10 @@ impl Config {
             return Err(at(
                 None,
                 Some("items.visibility".into()),
-                format!("{} is not a Magento visibility; use 1 (not visible) to 4 (catalog and search)", raw.items.visibility),
+                format!(
+                    "{} is not a Magento visibility; use 1 (not visible) to 4 (catalog and search)",
+                    raw.items.visibility
+                ),
             ));
         }
         if raw.items.website_ids.is_empty() {
@@ -642,10 +638,12 @@ impl Config {
 
     /// The quantity sent to Magento: configured, or the one that fits the inventory API.
     pub fn quantity_kind(&self) -> QuantityKind {
-        self.inventory.quantity.unwrap_or(match self.magento.inventory_api {
-            InventoryApi::Msi => QuantityKind::OnHand,
-            InventoryApi::Legacy => QuantityKind::Available,
-        })
+        self.inventory
+            .quantity
+            .unwrap_or(match self.magento.inventory_api {
+                InventoryApi::Msi => QuantityKind::OnHand,
+                InventoryApi::Legacy => QuantityKind::Available,
+            })
     }
 
     /// A secret the running command needs, or the error that says where to set it.

@@ -114,12 +114,7 @@ impl Entity {
                 "QtyAvailable",
                 "LastModifiedDateTime",
             ],
-            Entity::Shipments => &[
-                "ShipmentNbr",
-                "Status",
-                "ShipVia",
-                "LastModifiedDateTime",
-            ],
+            Entity::Shipments => &["ShipmentNbr", "Status", "ShipVia", "LastModifiedDateTime"],
             Entity::Customers | Entity::Orders => &[],
         }
     }

@@ -26,6 +26,9 @@ pub struct Mapping {
     pub line_mappings: Option<String>,
 }
 
+/// Kept quantities of one item in one warehouse: (warehouse, on hand, available).
+pub type StockRow = (String, Option<f64>, Option<f64>);
+
 /// A successful delivery of one record (one or more messages coalesced into it).
 pub struct Delivery<'a> {
     pub message_ids: &'a [i64],
@@ -58,6 +61,19 @@ impl Store {
             })
         })?;
         rows.collect()
+    }
+
+    /// The most attempts any of these messages has had.
+    pub fn attempts_of(&self, ids: &[i64]) -> rusqlite::Result<u32> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT attempts FROM messages WHERE id = ?1")?;
+        let mut most = 0;
+        for id in ids {
+            let n: i64 = stmt.query_row([id], |r| r.get(0)).optional()?.unwrap_or(0);
+            most = most.max(n.max(0) as u32);
+        }
+        Ok(most)
     }
 
     /// Marks messages skipped (kept for audit) with the reason.
@@ -156,6 +172,124 @@ impl Store {
             "UPDATE messages SET status = 'pending', updated_at = ?2 WHERE status = 'held' AND direction = ?1",
             params![direction, now()],
         )
+    }
+
+    /// Queues what the batch path read and advances the entity's watermark, in one
+    /// transaction (so a crash between the two cannot skip rows). Rows already queued at the
+    /// same version are not queued again. Returns how many were new and their status
+    /// (`pending`, or `held` while paused).
+    pub fn enqueue_collected(
+        &mut self,
+        entity: &str,
+        messages: &[super::NewMessage],
+        watermark: Option<&str>,
+    ) -> rusqlite::Result<(u64, &'static str)> {
+        let tx = self.conn.transaction()?;
+        let state: String =
+            tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
+        let status = if state == "paused" { "held" } else { "pending" };
+        let at = now();
+        let mut inserted = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
+                                       payload, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )?;
+            for m in messages {
+                inserted += insert.execute(params![
+                    m.direction,
+                    m.entity,
+                    m.natural_key,
+                    m.version,
+                    m.dedupe_key,
+                    m.operation,
+                    m.payload,
+                    status,
+                    at
+                ])? as u64;
+            }
+        }
+        if let Some(watermark) = watermark {
+            tx.execute(
+                "INSERT INTO cursors (entity, watermark, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (entity) DO UPDATE SET watermark = max(cursors.watermark, excluded.watermark),
+                                                    updated_at = excluded.updated_at",
+                params![entity, watermark, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok((inserted, status))
+    }
+
+    /// Closes the open catch-up requests of `entity` (the batch path has re-read it).
+    pub fn close_catch_ups(&self, entity: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE catch_up_requests SET done_at = ?2 WHERE entity = ?1 AND done_at IS NULL",
+            params![entity, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps the newest quantities of one item in one warehouse; false when `version` is
+    /// older than what is kept (a stale read).
+    pub fn upsert_stock(
+        &self,
+        item: &str,
+        warehouse: &str,
+        on_hand: Option<f64>,
+        available: Option<f64>,
+        version: &str,
+    ) -> rusqlite::Result<bool> {
+        let changed = self.conn.execute(
+            "INSERT INTO stock (inventory_id, warehouse, qty_on_hand, qty_available, version)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (inventory_id, warehouse) DO UPDATE SET
+                qty_on_hand = COALESCE(excluded.qty_on_hand, stock.qty_on_hand),
+                qty_available = COALESCE(excluded.qty_available, stock.qty_available),
+                version = excluded.version
+             WHERE excluded.version >= stock.version",
+            params![item, warehouse, on_hand, available, version],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// The kept quantities of one item: (warehouse, on hand, available).
+    pub fn stock_rows(&self, item: &str) -> rusqlite::Result<Vec<StockRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT warehouse, qty_on_hand, qty_available FROM stock WHERE inventory_id = ?1 ORDER BY warehouse",
+        )?;
+        let rows = stmt.query_map([item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect()
+    }
+
+    /// The item's quantity summed over `warehouses` (all when empty).
+    pub fn stock_total(
+        &self,
+        item: &str,
+        warehouses: &[String],
+        on_hand: bool,
+    ) -> rusqlite::Result<f64> {
+        let column = if on_hand {
+            "qty_on_hand"
+        } else {
+            "qty_available"
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT warehouse, COALESCE({column}, 0) FROM stock WHERE inventory_id = ?1"
+        ))?;
+        let rows = stmt.query_map([item], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        let mut total = 0.0;
+        for row in rows {
+            let (warehouse, qty) = row?;
+            if warehouses.is_empty() || warehouses.iter().any(|w| w == &warehouse) {
+                total += qty;
+            }
+        }
+        Ok(total)
     }
 
     /// Starts a run record; returns its id.

@@ -1,5 +1,12 @@
-//! The sync engine's parts (issue: sync part 1). Built so far: the run lock and coalescing;
-//! the flows and the `sync` command come with that issue.
+//! `connector sync`: the engine shared by every flow, the batch path, and one file per flow.
 
 pub mod coalesce;
+pub mod collect;
+pub mod engine;
+pub mod flows;
+pub mod inventory;
+pub mod items;
 pub mod lock;
+pub mod prices;
+
+pub use engine::{EntityCounts, Progress, RunReport, Silent, SyncOptions, run};
