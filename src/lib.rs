@@ -10,6 +10,7 @@ pub mod config;
 pub mod entities;
 pub mod error;
 pub mod http;
+pub mod lifecycle;
 pub mod magento;
 pub mod push;
 pub mod receiver;
