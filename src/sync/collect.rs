@@ -4,7 +4,6 @@
 //! notification. Rows become the same messages as pushed rows, with comparable versions.
 
 use anyhow::Context as _;
-use reqwest::Method;
 use serde_json::Value;
 
 use super::engine::{Context, SyncOptions, collected_message};
@@ -66,24 +65,11 @@ pub async fn collect_from_acumatica(
     let mut status = "pending";
     let mut skip = 0usize;
     loop {
-        let mut url = url::Url::parse(&format!(
-            "{}/t/{}/api/odata/gi/{}",
-            config.acumatica.url, config.acumatica.tenant, gi
-        ))
-        .context("building the OData URL")?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("$top", &PAGE.to_string());
-            q.append_pair("$skip", &skip.to_string());
-            if let Some(filter) = &filter {
-                q.append_pair("$filter", filter);
-            }
+        let mut query = vec![("$top", PAGE.to_string()), ("$skip", skip.to_string())];
+        if let Some(filter) = &filter {
+            query.push(("$filter", filter.clone()));
         }
-        let reply = ctx
-            .acumatica
-            .send(Method::GET, url.as_str(), None, None, true)
-            .await?;
-        let json: Value = reply.json("GET", url.path())?;
+        let json = ctx.acumatica.odata(&gi, &query).await?;
         let rows = json
             .get("value")
             .and_then(Value::as_array)
