@@ -2,12 +2,15 @@
 //! every fault, OAuth 1.0a against published vectors, seeded determinism.
 //! Budget: under 60 s (each test starts its own sandbox on port 0).
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use connector::sandbox::magento::oauth1;
 use connector::sandbox::{Sandbox, SandboxOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::openapi::Spec;
 
 struct Magento {
     sandbox: Sandbox,
@@ -36,6 +39,7 @@ impl Magento {
 
     /// An authenticated request to `path` (relative to the Magento base URL).
     async fn call(&self, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let method_name = method.to_string();
         let mut request = self
             .client
             .request(method, self.url(path))
@@ -49,6 +53,7 @@ impl Magento {
         let status = response.status();
         let text = response.text().await.expect("body read");
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        check_shape(&method_name, path, status, &json);
         (status, json)
     }
 
@@ -85,6 +90,71 @@ impl Magento {
             .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Every reply of a route the 2.4.8 schema declares must validate against it (strictly:
+/// an undeclared property fails). A route the schema does not have is only ever answered
+/// with Magento's 404, checked by the tests themselves.
+///
+/// One known defect of the generated schema is set aside: `error-response.parameters` is
+/// declared as a list of `{resources, fieldName, fieldValue}` objects, but Magento's REST
+/// error renderer sends the exception's parameters as they are: an object for named
+/// placeholders (`{"resources": "Magento_Catalog::products"}`) and a list of strings for
+/// positional ones (`["Price"]`) — DESIGN.md section 7. The rest of an error body is
+/// checked against the schema; `parameters` is checked to be one of those two forms.
+fn check_shape(method: &str, path: &str, status: StatusCode, body: &Value) {
+    let Some(rest) = path.strip_prefix("/rest/") else {
+        return;
+    };
+    let Some((store, relative)) = rest.split_once('/') else {
+        return;
+    };
+    if !["default", "all"].contains(&store)
+        || status == StatusCode::NOT_FOUND && body["message"] == NO_ROUTE
+    {
+        return;
+    }
+    // Injected proxy errors and 429s are HTML from "in front of" Magento, not its replies.
+    if body.is_string() {
+        return;
+    }
+    // A `void` service method (MSI's source-items save) answers `[]`; the generated schema
+    // declares no success reply for it at all, only `default: error-response`.
+    if status == StatusCode::OK
+        && *body == json!([])
+        && path.ends_with("/V1/inventory/source-items")
+    {
+        return;
+    }
+    let mut checked = body.clone();
+    if !status.is_success() {
+        let mut parameter_sets = vec![checked.as_object_mut().unwrap().remove("parameters")];
+        if let Some(errors) = checked.get_mut("errors").and_then(Value::as_array_mut) {
+            for error in errors {
+                parameter_sets.push(error.as_object_mut().unwrap().remove("parameters"));
+            }
+        }
+        for parameters in parameter_sets.into_iter().flatten() {
+            let named = parameters
+                .as_object()
+                .is_some_and(|m| m.values().all(|v| !v.is_object() && !v.is_array()));
+            let positional = parameters
+                .as_array()
+                .is_some_and(|l| l.iter().all(|v| !v.is_object() && !v.is_array()));
+            assert!(
+                named || positional,
+                "{method} {path}: parameters {parameters}"
+            );
+        }
+    }
+    if let Err(errors) =
+        Spec::magento().check_response(method, &format!("/{relative}"), status.as_u16(), &checked)
+    {
+        panic!(
+            "{method} {path} -> {status} does not match the schema:\n{}\n{body}",
+            errors.join("\n")
+        );
     }
 }
 
