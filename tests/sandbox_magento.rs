@@ -692,6 +692,14 @@ async fn store_view_and_global_values_are_kept_apart() {
     let (_, through_default) = m.get("/rest/default/V1/products/SB-0003").await;
     let (_, through_all) = m.get("/rest/all/V1/products/SB-0003").await;
     assert_eq!(through_default["name"], "Store View Name");
+    let by_name = "V1/products?searchCriteria[filter_groups][0][filters][0][field]=name&searchCriteria[filter_groups][0][filters][0][value]=Store%20View%20Name";
+    let (_, found) = m.get(&format!("/rest/default/{by_name}")).await;
+    assert_eq!(skus(&found), vec!["SB-0003".to_string()]);
+    let (_, found) = m.get(&format!("/rest/all/{by_name}")).await;
+    assert_eq!(
+        found["total_count"], 0,
+        "the global name is not the store view's"
+    );
     assert_eq!(
         through_all["name"], global_name,
         "the global name is untouched"
@@ -862,6 +870,21 @@ async fn msi_source_items_fail_whole_batches_and_keep_orphans() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["errors"][0]["parameters"]["field"], "sku");
+    let (status, body) = m
+        .post(
+            "/rest/default/V1/inventory/source-items",
+            json!({"sourceItems": [{"sku": "SB-0001", "source_code": "de fault", "status": 5}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["errors"],
+        json!([
+            {"message": "\"%field\" can not contain whitespaces.", "parameters": {"field": "source_code"}},
+            {"message": "\"%field\" should be numeric.", "parameters": {"field": "quantity"}},
+            {"message": "\"%field\" should a known status.", "parameters": {"field": "status"}},
+        ])
+    );
     let (status, body) = m
         .post(
             "/rest/default/V1/inventory/source-items",

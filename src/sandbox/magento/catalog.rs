@@ -484,9 +484,11 @@ pub async fn save_source_items(
         if sku.trim().is_empty() {
             errors.push(field_error("\"%field\" can not be empty.", "sku"));
         }
+        // MSI's SourceCodeValidator runs both checks.
         if source_code.trim().is_empty() {
             errors.push(field_error("\"%field\" can not be empty.", "source_code"));
-        } else if source_code.chars().any(char::is_whitespace) {
+        }
+        if source_code.chars().any(char::is_whitespace) {
             errors.push(field_error(
                 "\"%field\" can not contain whitespaces.",
                 "source_code",
@@ -499,13 +501,12 @@ pub async fn save_source_items(
                 None
             }
         };
+        // MSI's StatusValidator: numeric, then one of the known statuses (the message's
+        // grammar is Magento's own).
         let status = match int(item, "status") {
             Ok(Some(s)) if s == 0 || s == 1 => Some(s),
             Ok(Some(_)) => {
-                errors.push(json!({
-                    "message": "\"%field\" should have one of the values: %statuses.",
-                    "parameters": {"field": "status", "statuses": "0, 1"},
-                }));
+                errors.push(field_error("\"%field\" should a known status.", "status"));
                 None
             }
             _ => {
