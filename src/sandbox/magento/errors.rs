@@ -72,7 +72,8 @@ impl ApiError {
 
     /// `ServiceInputProcessor::processInputErrorForNestedSet`: a property the data
     /// interface has no getter for. `field` is the property name camel-cased, as Magento
-    /// reports it.
+    /// reports it. This is the 2.4.7+ text; 2.4.6 and older said `Property "…" does not have
+    /// accessor method "…" in class "…".` (Adobe's release notes list both).
     pub fn not_supported(property: &str) -> ApiError {
         ApiError::bad_request(
             "\"%fieldName\" is not supported. Correct the field name and try again.",
