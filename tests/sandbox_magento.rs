@@ -383,12 +383,35 @@ fn oauth_header(
     nonce: &str,
     tamper: bool,
 ) -> String {
+    oauth_header_at(
+        m,
+        method,
+        path,
+        query,
+        signature_method,
+        nonce,
+        tamper,
+        "1790000000",
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn oauth_header_at(
+    m: &Magento,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    signature_method: &str,
+    nonce: &str,
+    tamper: bool,
+    timestamp: &str,
+) -> String {
     let c = m.sandbox.credentials();
     let mut oauth: Vec<(String, String)> = vec![
         ("oauth_consumer_key".into(), c.magento_consumer_key.clone()),
         ("oauth_token".into(), c.magento_access_token.clone()),
         ("oauth_signature_method".into(), signature_method.into()),
-        ("oauth_timestamp".into(), "1790000000".into()),
+        ("oauth_timestamp".into(), timestamp.into()),
         ("oauth_nonce".into(), nonce.into()),
         ("oauth_version".into(), "1.0".into()),
     ];
@@ -474,6 +497,18 @@ async fn oauth1_signed_requests_pass_and_bad_or_replayed_ones_get_401() {
         .get(m.url(path))
         .query(&query)
         .header("Authorization", &unsigned_query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A timestamp more than ten minutes ahead.
+    let ahead = (chrono::Utc::now().timestamp() + 3600).to_string();
+    let future = oauth_header_at(&m, "GET", path, &query, "HMAC-SHA256", "n-f", false, &ahead);
+    let r = m
+        .client
+        .get(m.url(path))
+        .query(&query)
+        .header("Authorization", &future)
         .send()
         .await
         .unwrap();

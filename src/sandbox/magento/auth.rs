@@ -109,6 +109,7 @@ fn authorized(sim: &MagentoSim, request: &Request) -> bool {
         uri.query(),
         &params,
         &secrets,
+        chrono::Utc::now().timestamp().max(0) as u64,
     )
     .is_err()
     {

@@ -78,7 +78,7 @@ pub struct MagentoSim {
     knobs: Mutex<MagentoKnobs>,
     /// SKUs whose save is in progress (for the deadlock fault).
     saving: Mutex<HashSet<String>>,
-    /// OAuth nonces seen, per timestamp+nonce: a replay is refused.
+    /// OAuth nonces seen: a replay is refused.
     nonces: Mutex<HashSet<String>>,
 }
 

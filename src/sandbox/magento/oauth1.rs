@@ -161,18 +161,25 @@ pub enum OauthRefusal {
     UnknownConsumer,
     UnknownToken,
     UnsupportedSignatureMethod,
+    UnsupportedVersion,
     BadTimestamp,
     BadSignature,
 }
 
-/// Checks an OAuth 1.0a request: the protocol parameters, the consumer and token, and the
-/// signature over method, URI and every query and protocol parameter.
+/// How far in the future a timestamp may be (`Nonce\Generator::TIME_DEVIATION`).
+pub const TIME_DEVIATION_SECS: u64 = 600;
+
+/// Checks an OAuth 1.0a request as Magento's `Oauth::validateAccessTokenRequest` does: the
+/// protocol parameters, version 1.0, a positive timestamp not more than ten minutes ahead of
+/// `now_unix`, the consumer and token, and the signature over method, URI and every query
+/// and protocol parameter.
 pub fn verify(
     method: &str,
     base_uri: &str,
     raw_query: Option<&str>,
     header_params: &BTreeMap<String, String>,
     secrets: &OauthSecrets<'_>,
+    now_unix: u64,
 ) -> Result<(), OauthRefusal> {
     for required in [
         "oauth_consumer_key",
@@ -194,8 +201,15 @@ pub fn verify(
     }
     let signature_method = SignatureMethod::parse(&header_params["oauth_signature_method"])
         .ok_or(OauthRefusal::UnsupportedSignatureMethod)?;
-    if header_params["oauth_timestamp"].parse::<u64>().is_err() {
-        return Err(OauthRefusal::BadTimestamp);
+    if header_params
+        .get("oauth_version")
+        .is_some_and(|v| v != "1.0")
+    {
+        return Err(OauthRefusal::UnsupportedVersion);
+    }
+    match header_params["oauth_timestamp"].parse::<u64>() {
+        Ok(t) if t > 0 && t <= now_unix + TIME_DEVIATION_SECS => {}
+        _ => return Err(OauthRefusal::BadTimestamp),
     }
     let mut params: Vec<(String, String)> = header_params
         .iter()
