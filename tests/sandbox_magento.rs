@@ -1318,7 +1318,7 @@ async fn concurrent_saves_of_one_product_deadlock_when_switched_on() {
     let m = Magento::start().await;
     m.control(
         "/__sandbox/faults",
-        json!({"deadlock": true, "product_save_ms": 200}),
+        json!({"deadlock": true, "product_save_ms": 500}),
     )
     .await;
     let save = |sku: &'static str, price: f64| {

@@ -14,7 +14,7 @@ use super::auth::scope_of;
 use super::errors::{ApiError, ApiResult};
 use super::input::{self, float, int, string};
 use super::model::{
-    LegacyStock, Product, STORE_VIEW_ATTRIBUTES, Scope, SourceItem, bumped, format_time,
+    LegacyStock, Product, STORE_VIEW_ATTRIBUTES, Scope, SourceItem, bumped, format_time, slug,
 };
 use super::search;
 
@@ -122,17 +122,6 @@ async fn save_guarded(
         sim.saving.lock().unwrap().remove(&sku);
     }
     result.map(Json)
-}
-
-fn slug(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 /// `ProductRepository::save`: insert or update by SKU; through `default` the store-view

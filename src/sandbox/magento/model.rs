@@ -420,6 +420,18 @@ pub struct Order {
     pub status_history: Vec<(String, String)>,
 }
 
+/// A URL key from a name, as Magento's `Product\Url::formatUrlKey` makes one (ASCII only).
+pub fn slug(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }

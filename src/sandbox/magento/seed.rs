@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::model::{
     Address, Customer, Data, LegacyStock, Order, OrderItem, Product, SourceItem, format_time,
-    round2,
+    round2, slug,
 };
 
 const ADJECTIVES: &[&str] = &[
@@ -47,17 +47,6 @@ const CITIES: &[(&str, &str, &str, i64, &str)] = &[
 /// The first moment of seeded history: fixed, so that a seed gives the same timestamps.
 fn epoch() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
-}
-
-fn slug(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 fn simple_product(id: i64, sku: &str, name: &str, price: f64, weight: f64, qty: f64) -> Product {
