@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::MagentoSim;
 use super::auth::scope_of;
-use super::catalog::criteria;
 use super::errors::{ApiError, ApiResult};
 use super::model::Customer;
 use super::search;
@@ -20,7 +19,7 @@ pub async fn search_customers(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let criteria = criteria(&sim, query.as_deref())?;
+    let criteria = sim.criteria(query.as_deref())?;
     let records: Vec<Value> = sim
         .data()
         .customers

@@ -6,13 +6,14 @@
 //! authentication checks, then the handler. Control routes under `/__sandbox/` have neither.
 
 mod auth;
-mod catalog;
 mod control;
 mod customers;
 mod errors;
 mod input;
+mod inventory;
 mod model;
 pub mod oauth1;
+mod products;
 mod sales;
 mod search;
 mod seed;
@@ -127,27 +128,38 @@ impl MagentoSim {
         knobs.input_limit.then_some(knobs.input_list_limit)
     }
 
+    /// Parses `searchCriteria` (required, as the service methods declare it) and applies the
+    /// store's input limits.
+    fn criteria(&self, query: Option<&str>) -> errors::ApiResult<search::SearchCriteria> {
+        let mut criteria =
+            search::parse(query)?.ok_or_else(|| ApiError::required("searchCriteria"))?;
+        if self.knobs().input_limit {
+            search::apply_input_limits(&mut criteria)?;
+        }
+        Ok(criteria)
+    }
+
     pub fn router(self: &Arc<Self>) -> Router {
         let api = Router::new()
             .route(
                 "/rest/{store}/V1/products",
-                get(catalog::search_products).post(catalog::create_product),
+                get(products::search_products).post(products::create_product),
             )
             .route(
                 "/rest/{store}/V1/products/{sku}",
-                get(catalog::get_product).put(catalog::put_product),
+                get(products::get_product).put(products::put_product),
             )
             .route(
                 "/rest/{store}/V1/products/base-prices",
-                post(catalog::update_base_prices),
+                post(inventory::update_base_prices),
             )
             .route(
                 "/rest/{store}/V1/products/{sku}/stockItems/{item_id}",
-                put(catalog::update_stock_item),
+                put(inventory::update_stock_item),
             )
             .route(
                 "/rest/{store}/V1/inventory/source-items",
-                get(catalog::search_source_items).post(catalog::save_source_items),
+                get(inventory::search_source_items).post(inventory::save_source_items),
             )
             .route("/rest/{store}/V1/orders", get(sales::search_orders))
             .route("/rest/{store}/V1/orders/{id}", get(sales::get_order))

@@ -129,9 +129,8 @@ pub fn parse_authorization(header: &str) -> Option<BTreeMap<String, String>> {
     Some(params)
 }
 
-/// Decoded `name=value` pairs of a raw query string (RFC 5849 section 3.4.1.3.1: `+` is not
-/// a space in a URI query... but form encoding makes it one; both readings decode alike
-/// for clients that encode spaces as `%20`, which OAuth requires).
+/// Decoded `name=value` pairs of a raw query string, read as
+/// `application/x-www-form-urlencoded` (RFC 5849 section 3.4.1.3.1): `+` is a space.
 pub fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
     raw_query
         .split('&')

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::MagentoSim;
 use super::auth::scope_of;
-use super::catalog::criteria;
 use super::errors::{ApiError, ApiResult};
 use super::input::{self, float, int, string};
 use super::model::{Comment, Order, Shipment, ShipmentItem, Track, bumped};
@@ -29,7 +28,7 @@ pub async fn search_orders(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let criteria = criteria(&sim, query.as_deref())?;
+    let criteria = sim.criteria(query.as_deref())?;
     let records: Vec<Value> = sim.data().orders.values().map(Order::to_json).collect();
     Ok(Json(search::run(records, &criteria, "entity_id")))
 }
@@ -54,7 +53,7 @@ pub async fn search_shipments(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let criteria = criteria(&sim, query.as_deref())?;
+    let criteria = sim.criteria(query.as_deref())?;
     let records: Vec<Value> = sim
         .data()
         .shipments
