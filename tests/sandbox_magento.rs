@@ -766,6 +766,26 @@ async fn store_view_and_global_values_are_kept_apart() {
     assert_eq!(p["store_view"]["name"], "Store View Name");
     assert_eq!(p["name"], "New Global Name");
 
+    // A save through `default` that sends only a price still freezes the other store-view
+    // attributes at store view 1: a later global change no longer shows there.
+    let (_, before) = m.get("/rest/all/V1/products/SB-0006").await;
+    let (status, _) = m
+        .put(
+            "/rest/default/V1/products/SB-0006",
+            json!({"product": {"price": 8.0}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    m.put(
+        "/rest/all/V1/products/SB-0006",
+        json!({"product": {"name": "Renamed Globally"}}),
+    )
+    .await;
+    let (_, through_default) = m.get("/rest/default/V1/products/SB-0006").await;
+    assert_eq!(through_default["name"], before["name"]);
+    let (_, through_all) = m.get("/rest/all/V1/products/SB-0006").await;
+    assert_eq!(through_all["name"], "Renamed Globally");
+
     let (status, body) = m.get("/rest/default/V1/products/NOPE").await;
     assert_eq!(status, 404);
     assert_eq!(

@@ -214,6 +214,19 @@ fn save_product(
         }
     });
     let store_scoped = scope == Scope::StoreView && !creating;
+    if store_scoped {
+        // The product was loaded in store view 1 and every store-view attribute it holds is
+        // saved there: values the request did not send become store-view copies too (the
+        // admin's "Use Default Value" boxes come back unticked). Why global data is written
+        // through `/rest/all/V1`.
+        for code in STORE_VIEW_ATTRIBUTES {
+            if !product.store_view.contains_key(*code)
+                && let Some(v) = product.global.get(*code).cloned()
+            {
+                product.store_view.insert((*code).to_string(), v);
+            }
+        }
+    }
     let set_attr = |product: &mut Product, code: &str, value: Value| {
         if store_scoped && STORE_VIEW_ATTRIBUTES.contains(&code) {
             product.store_view.insert(code.to_string(), value);
