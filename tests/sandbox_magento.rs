@@ -158,6 +158,29 @@ fn check_shape(method: &str, path: &str, status: StatusCode, body: &Value) {
     }
 }
 
+/// The JSON body of a reply sent outside [`Magento::call`], checked against the schema too.
+async fn checked(method: &str, response: reqwest::Response) -> Value {
+    let path = response
+        .url()
+        .path()
+        .split_once("/magento")
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    let status = response.status();
+    let body: Value = response.json().await.expect("a JSON reply");
+    check_shape(method, &path, status, &body);
+    body
+}
+
+/// The shape check is not vacuous: an invented property in an otherwise valid order fails.
+#[test]
+#[should_panic(expected = "does not match the schema")]
+fn the_shape_check_refuses_an_invented_property() {
+    let order = json!({"base_grand_total": 1, "customer_email": "a@b.c", "grand_total": 1,
+                       "items": [], "invented": true});
+    check_shape("GET", "/rest/default/V1/orders/1", StatusCode::OK, &order);
+}
+
 const NO_ROUTE: &str = "Request does not match any route.";
 
 fn all_items() -> &'static str {
@@ -203,7 +226,7 @@ async fn missing_or_wrong_credentials_get_the_401_naming_the_acl_resource() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap(), expected);
+    assert_eq!(checked("GET", r).await, expected);
     let r = m
         .client
         .get(m.url("/rest/default/V1/products/SB-0001"))
@@ -212,7 +235,7 @@ async fn missing_or_wrong_credentials_get_the_401_naming_the_acl_resource() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap(), expected);
+    assert_eq!(checked("GET", r).await, expected);
     let r = m
         .client
         .get(m.url("/rest/default/V1/orders/1"))
@@ -220,7 +243,7 @@ async fn missing_or_wrong_credentials_get_the_401_naming_the_acl_resource() {
         .await
         .unwrap();
     assert_eq!(
-        r.json::<Value>().await.unwrap()["parameters"]["resources"],
+        checked("GET", r).await["parameters"]["resources"],
         "Magento_Sales::actions_view"
     );
     // With integration tokens as bearer turned off (Magento 2.4.4+ default), the token fails.
@@ -462,7 +485,7 @@ async fn oauth1_signed_requests_pass_and_bad_or_replayed_ones_get_401() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{signature_method}");
-        let body: Value = r.json().await.unwrap();
+        let body = checked("GET", r).await;
         assert_eq!(body["items"].as_array().unwrap().len(), 5);
 
         // The same nonce and timestamp again: a replay.
@@ -488,7 +511,7 @@ async fn oauth1_signed_requests_pass_and_bad_or_replayed_ones_get_401() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(
-        r.json::<Value>().await.unwrap()["message"],
+        checked("GET", r).await["message"],
         "The consumer isn't authorized to access %resources."
     );
     let unsigned_query = oauth_header(&m, "GET", path, &query[..2], "HMAC-SHA256", "n-q", false);
