@@ -1133,6 +1133,12 @@ async fn orders_carry_items_addresses_totals_and_guests() {
     // Order 4 had the coupon.
     let (_, discounted) = m.get("/rest/default/V1/orders/4").await;
     assert!(discounted["discount_amount"].as_f64().unwrap() < 0.0);
+    let (status, body) = m.get("/rest/default/V1/orders/abc").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"message": "The \"abc\" value's type is invalid. The \"int\" type was expected. Verify and try again."})
+    );
     let (status, body) = m.get("/rest/default/V1/orders/999").await;
     assert_eq!(status, 404);
     assert_eq!(

@@ -17,9 +17,10 @@ use super::search;
 
 type Params = Path<HashMap<String, String>>;
 
-/// A path id: Magento casts it to int; a non-number finds nothing.
-fn path_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().map_err(|_| ApiError::entity_not_found())
+/// A path id: the service method declares an int, so a non-number is refused.
+pub fn path_id(raw: &str) -> ApiResult<i64> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::invalid_argument(raw, "int"))
 }
 
 pub async fn search_orders(
