@@ -290,6 +290,46 @@ async fn bodies_are_read_as_magentos_deserializer_reads_them() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["parameters"]["fieldName"], "Qtty");
 
+    // The Content-Type picks the deserializer.
+    for (content_type, message) in [
+        (None, "Content-Type header is empty."),
+        (
+            Some("application/json; charset=latin1"),
+            "UTF-8 is the only supported charset.",
+        ),
+        (
+            Some("text/plain"),
+            "Server cannot understand Content-Type HTTP header media type %1",
+        ),
+    ] {
+        let mut request = m
+            .client
+            .put(m.url("/rest/all/V1/products/SB-0001"))
+            .bearer_auth(&m.token)
+            .body(r#"{"product":{"price":1}}"#);
+        if let Some(ct) = content_type {
+            request = request.header("Content-Type", ct);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 400, "{content_type:?}");
+        assert_eq!(
+            checked("PUT", r).await["message"],
+            message,
+            "{content_type:?}"
+        );
+    }
+    let r = m
+        .client
+        .put(m.url("/rest/all/V1/products/SB-0001"))
+        .bearer_auth(&m.token)
+        .header("Content-Type", "application/json; charset=UTF-8")
+        .body(r#"{"product":{"price":1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    checked("PUT", r).await;
+
     let (status, body) = m.put("/rest/all/V1/products/SB-0001", json!({})).await;
     assert_eq!(status, 400);
     assert_eq!(

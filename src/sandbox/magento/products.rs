@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::MagentoSim;
@@ -52,10 +53,11 @@ pub async fn get_product(
 pub async fn put_product(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let scope = scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let product = input::object(
         input::required_param(&body, "product")?,
         input::PRODUCT_FIELDS,
@@ -67,10 +69,11 @@ pub async fn put_product(
 pub async fn create_product(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let scope = scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let product = input::object(
         input::required_param(&body, "product")?,
         input::PRODUCT_FIELDS,
