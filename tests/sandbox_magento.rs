@@ -1432,6 +1432,21 @@ async fn concurrent_saves_of_one_product_deadlock_when_switched_on() {
     // Different products do not collide.
     let (a, b) = tokio::join!(save("SB-0001", 3.0), save("SB-0002", 4.0));
     assert_eq!((a.0.as_u16(), b.0.as_u16()), (200, 200));
+    // A save whose client gives up mid-save does not leave the product locked.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .put(m.url("/rest/all/V1/products/SB-0003"))
+        .bearer_auth(&m.token)
+        .json(&json!({"product": {"price": 7.0}}))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = save("SB-0003", 8.0).await;
+    assert_eq!(status, 200);
     // Off: overlapping saves both succeed.
     m.control("/__sandbox/faults", json!({"product_save_ms": 200}))
         .await;

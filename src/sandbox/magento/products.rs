@@ -104,17 +104,35 @@ async fn save_guarded(
     } else {
         knobs.product_save_ms
     };
-    if knobs.deadlock && !sim.saving.lock().unwrap().insert(sku.clone()) {
-        return Err(ApiError::deadlock());
-    }
+    let _holding = if knobs.deadlock {
+        if !sim.saving.lock().unwrap().insert(sku.clone()) {
+            return Err(ApiError::deadlock());
+        }
+        Some(SaveInProgress {
+            sim: sim.clone(),
+            sku: sku.clone(),
+        })
+    } else {
+        None
+    };
     if hold_ms > 0 {
         tokio::time::sleep(Duration::from_millis(hold_ms)).await;
     }
     let result = save_product(sim, scope, &sku, &product);
-    if knobs.deadlock {
-        sim.saving.lock().unwrap().remove(&sku);
-    }
     result.map(Json)
+}
+
+/// Marks a SKU's save in progress; released when the save ends, also when the request is
+/// abandoned mid-save (the client went away), so a SKU never stays locked.
+struct SaveInProgress {
+    sim: Arc<MagentoSim>,
+    sku: String,
+}
+
+impl Drop for SaveInProgress {
+    fn drop(&mut self) {
+        self.sim.saving.lock().unwrap().remove(&self.sku);
+    }
 }
 
 /// `ProductRepository::save`: insert or update by SKU; through `default` the store-view
