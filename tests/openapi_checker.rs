@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::openapi::Spec;
+use support::openapi::{Spec, assert_conforms};
 
 /// The errors of a check that must fail, joined for `contains` assertions.
 fn failure(result: Result<(), Vec<String>>) -> String {
@@ -233,6 +233,38 @@ fn magento_error_replies_use_error_response_through_default() {
     );
 }
 
+#[test]
+fn magento_error_parameters_positional_or_named() {
+    // DESIGN.md section 7: `parameters` is an array for "%1" and an object for "%fieldName",
+    // as Magento sends them (the document declares only an array of objects).
+    let spec = Spec::magento();
+    assert_conforms(spec.check_response(
+        "PUT",
+        "/V1/products/ABC-1",
+        400,
+        &json!({ "message": "The \"%1\" attribute value is empty.", "parameters": ["name"] }),
+    ));
+    assert_conforms(spec.check_response(
+        "GET",
+        "/V1/orders/9",
+        404,
+        &json!({ "message": "No such entity with %fieldName = %fieldValue", "parameters": { "fieldName": "id", "fieldValue": 9 } }),
+    ));
+    assert_conforms(spec.check_response(
+        "POST",
+        "/V1/inventory/source-items",
+        400,
+        &json!({ "message": "Validation Failed", "errors": [{ "message": "\"%field\" can not be empty.", "parameters": { "field": "sku" } }] }),
+    ));
+    let message = failure(spec.check_response(
+        "GET",
+        "/V1/orders/9",
+        404,
+        &json!({ "message": "x", "parameters": "id" }),
+    ));
+    assert!(message.contains(r#""/parameters": expected array or object, found string "id" (schema error-parameters)"#), "{message}");
+}
+
 // ---------- Magento: paths and requests ----------
 
 #[test]
@@ -347,6 +379,12 @@ fn magento_unknown_paths_methods_and_statuses_fail() {
     );
     // Paths are relative to `/rest/{store}`: the prefix itself is a caller mistake.
     failure(spec.check_request("GET", "/rest/default/V1/products/ABC-1", None));
+    // Path parameters carry their declared type.
+    let message = failure(spec.check_request("GET", "/V1/orders/abc", None));
+    assert!(
+        message.contains(r#"GET /V1/orders/{id}: path parameter id="abc": expected integer"#),
+        "{message}"
+    );
 }
 
 // ---------- Acumatica ----------
@@ -411,6 +449,31 @@ fn acumatica_invented_field_and_wrong_value_type_fail() {
     assert!(
         message.contains(
             r#""/Description/text": property "text" is not declared (schema StringValue)"#
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn acumatica_fields_outside_the_contract_are_rejected() {
+    // The document's `Entity` has id, rowNumber, note, custom, error and files: no `_links`
+    // and no detail-row `delete` flag, so neither may appear until the spec says so.
+    let spec = Spec::acumatica();
+    let mut item = acumatica_stock_item();
+    item["_links"] = json!({ "self": "/entity/Default/24.200.001/StockItem/5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162" });
+    let message = failure(spec.check_response("GET", "/StockItem/ABC-1", 200, &item));
+    assert!(
+        message.contains(r#""/_links": property "_links" is not declared (schema StockItem)"#),
+        "{message}"
+    );
+    let order = json!({
+        "OrderType": { "value": "SO" }, "OrderNbr": { "value": "000123" },
+        "Details": [{ "id": "5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162", "delete": true }]
+    });
+    let message = failure(spec.check_request("PUT", "/SalesOrder", Some(&order)));
+    assert!(
+        message.contains(
+            r#""/Details/0/delete": property "delete" is not declared (schema SalesOrderDetail)"#
         ),
         "{message}"
     );
@@ -538,6 +601,51 @@ fn acumatica_query_parameters_are_declared_ones() {
 }
 
 // ---------- the documents themselves ----------
+
+/// A concrete path for a template: uuids for Acumatica's session `{id}`, two key values for
+/// its `{ids}`, and "1" (an integer, a number and a string alike) for everything else.
+fn concrete_path(spec_is_acumatica: bool, template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| match segment {
+            "{id}" if spec_is_acumatica => "5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162".to_string(),
+            "{ids}" if spec_is_acumatica => "K1/K2".to_string(),
+            s if s.starts_with('{') => "1".to_string(),
+            s => s.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn every_operation_is_reached_through_its_own_template() {
+    for (spec, is_acumatica) in [(Spec::magento(), false), (Spec::acumatica(), true)] {
+        let operations = spec.operations();
+        assert!(operations.len() > 500, "{} operations", operations.len());
+        let shadowed: Vec<String> = operations
+            .iter()
+            .filter_map(|(method, template)| {
+                let path = concrete_path(is_acumatica, template);
+                match spec.route(method, &path) {
+                    Ok(found) if found == *template => None,
+                    other => Some(format!("{method} {template} (as {path}) -> {other:?}")),
+                }
+            })
+            .collect();
+        assert!(
+            shadowed.is_empty(),
+            "operations another template takes: {shadowed:#?}"
+        );
+    }
+}
+
+#[test]
+fn documents_have_no_broken_refs() {
+    for spec in [Spec::magento(), Spec::acumatica()] {
+        let broken = spec.broken_refs();
+        assert!(broken.is_empty(), "{broken:#?}");
+    }
+}
 
 #[test]
 fn documents_use_only_supported_keywords() {
