@@ -265,6 +265,70 @@ fn magento_error_parameters_positional_or_named() {
     assert!(message.contains(r#""/parameters": expected array or object, found string "id" (schema error-parameters)"#), "{message}");
 }
 
+#[test]
+fn magento_void_operation_answers_200_with_an_empty_array() {
+    // The document declares no 200 for a void method; Magento answers 200 with `[]`.
+    let spec = Spec::magento();
+    assert_conforms(spec.check_response("POST", "/V1/inventory/source-items", 200, &json!([])));
+    let message = failure(spec.check_response(
+        "POST",
+        "/V1/inventory/source-items",
+        200,
+        &json!({ "ok": true }),
+    ));
+    assert!(
+        message.contains("a void operation answers 200 with [], found object"),
+        "{message}"
+    );
+    // Its errors are still checked against error-response.
+    let message =
+        failure(spec.check_response("POST", "/V1/inventory/source-items", 400, &json!([])));
+    assert!(
+        message.contains("expected object, found array (schema error-response)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn magento_nested_required_applies_to_replies_not_to_requests() {
+    let spec = Spec::magento();
+    // A partial stock item is a normal request: Magento only requires the method's parameters.
+    let partial = json!({ "stockItem": { "qty": 5, "is_in_stock": true } });
+    assert_conforms(spec.check_request("PUT", "/V1/products/ABC-1/stockItems/1", Some(&partial)));
+    let message = failure(spec.check_request(
+        "PUT",
+        "/V1/products/ABC-1/stockItems/1",
+        Some(&json!({ "qty": 5 })),
+    ));
+    assert!(
+        message.contains(r#""": missing required property "stockItem""#),
+        "{message}"
+    );
+    // Types and undeclared properties still count below the top level.
+    let wrong = json!({ "stockItem": { "qty": "5", "warehouse": "main" } });
+    let message =
+        failure(spec.check_request("PUT", "/V1/products/ABC-1/stockItems/1", Some(&wrong)));
+    assert!(
+        message.contains(r#""/stockItem/qty": expected number"#),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#""/stockItem/warehouse": property "warehouse" is not declared"#),
+        "{message}"
+    );
+    // A reply must carry every required property.
+    let mut product = magento_product();
+    product["extension_attributes"]["stock_item"]
+        .as_object_mut()
+        .unwrap()
+        .remove("qty");
+    let message = failure(spec.check_response("GET", "/V1/products/ABC-1", 200, &product));
+    assert!(
+        message.contains(r#""/extension_attributes/stock_item": missing required property "qty""#),
+        "{message}"
+    );
+}
+
 // ---------- Magento: paths and requests ----------
 
 #[test]

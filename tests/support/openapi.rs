@@ -71,16 +71,19 @@ pub struct Spec {
     dialect: Dialect,
     document: Value,
     routes: Vec<Route>,
+    quirks: Quirks,
+    load_time: Duration,
+}
+
+/// What a system really does where its document says less. Each is explained where set.
+#[derive(Clone, Copy, Default)]
+struct Quirks {
     /// Path parameters whose value spans several segments.
     multi_segment_params: &'static [&'static str],
-    /// Magento maps snake_case request keys onto its camelCase setters, so
-    /// `searchCriteria[filter_groups]` is the declared `searchCriteria[filterGroups]`.
     snake_case_query_names: bool,
-    /// Magento's output processor (`DataObjectProcessor::buildOutputDataArray`) leaves out an
-    /// optional getter's null but writes a required one's null (`"low_stock_date": null`), and
-    /// Swagger 2 cannot say `nullable`: there a required property may be null.
     required_properties_may_be_null: bool,
-    load_time: Duration,
+    request_required_top_level_only: bool,
+    void_success_is_empty_array: bool,
 }
 
 struct Route {
@@ -112,15 +115,26 @@ impl Spec {
             let mut document: Value = serde_norway::from_str(&text)
                 .unwrap_or_else(|e| panic!("parsing {MAGENTO_DOCUMENT}: {e}"));
             patch_magento(&mut document);
-            Spec::new(
-                "magento",
-                Dialect::Swagger2,
-                document,
-                &[],
-                true,
-                true,
-                started,
-            )
+            let quirks = Quirks {
+                multi_segment_params: &[],
+                // Magento maps snake_case request keys onto its camelCase setters, so
+                // `searchCriteria[filter_groups]` is the declared `searchCriteria[filterGroups]`.
+                snake_case_query_names: true,
+                // Its output processor (`DataObjectProcessor::buildOutputDataArray`) leaves
+                // out an optional getter's null but writes a required one's null
+                // (`"low_stock_date": null`); Swagger 2 cannot say `nullable`.
+                required_properties_may_be_null: true,
+                // Its input processor (`ServiceInputProcessor`) requires the method's own
+                // parameters (`product`, `stockItem`, `prices`) but fills nested data objects
+                // through setters from whatever keys are sent: a partial
+                // `{"stockItem": {"qty": 5}}` is a normal request.
+                request_required_top_level_only: true,
+                // A void method (53 operations, e.g. POST /V1/inventory/source-items) has no
+                // 200 in the document, yet Magento answers 200 with `[]`
+                // (`ServiceOutputProcessor::convertValue(null)`).
+                void_success_is_empty_array: true,
+            };
+            Spec::new("magento", Dialect::Swagger2, document, quirks, started)
         })
     }
 
@@ -133,17 +147,13 @@ impl Spec {
             let text = read_document(ACUMATICA_DOCUMENT);
             let document: Value = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("parsing {ACUMATICA_DOCUMENT}: {e}"));
-            // The spec describes `{ids}` as "The values of the key fields of the record. The
-            // values are slash-delimited.", e.g. `/SalesOrder/SO/000123`.
-            Spec::new(
-                "acumatica",
-                Dialect::OpenApi3,
-                document,
-                &["ids"],
-                false,
-                false,
-                started,
-            )
+            let quirks = Quirks {
+                // The spec describes `{ids}` as "The values of the key fields of the record.
+                // The values are slash-delimited.", e.g. `/SalesOrder/SO/000123`.
+                multi_segment_params: &["ids"],
+                ..Quirks::default()
+            };
+            Spec::new("acumatica", Dialect::OpenApi3, document, quirks, started)
         })
     }
 
@@ -151,9 +161,7 @@ impl Spec {
         title: &'static str,
         dialect: Dialect,
         document: Value,
-        multi_segment_params: &'static [&'static str],
-        snake_case_query_names: bool,
-        required_properties_may_be_null: bool,
+        quirks: Quirks,
         started: Instant,
     ) -> Spec {
         let routes = document["paths"]
@@ -178,9 +186,7 @@ impl Spec {
             dialect,
             document,
             routes,
-            multi_segment_params,
-            snake_case_query_names,
-            required_properties_may_be_null,
+            quirks,
             load_time: started.elapsed(),
         }
     }
@@ -205,6 +211,19 @@ impl Spec {
         let operation = self.find_operation(method, path).map_err(|e| vec![e])?;
         let label = format!("{} {} -> {status}", operation.method, operation.template);
         let responses = &operation.definition["responses"];
+        if status == 200
+            && responses.get("200").is_none()
+            && self.quirks.void_success_is_empty_array
+        {
+            return if *body == Value::Array(Vec::new()) {
+                Ok(())
+            } else {
+                Err(vec![format!(
+                    "{label}: a void operation answers 200 with [], found {}",
+                    describe(body)
+                )])
+            };
+        }
         let Some(response) = responses
             .get(status.to_string())
             .or_else(|| responses.get("default"))
@@ -315,6 +334,7 @@ impl Spec {
             (Some((_, false)), None) => {}
             (Some((schema, _)), Some(body)) => {
                 let mut validator = Validator::new(self);
+                validator.nested_required = !self.quirks.request_required_top_level_only;
                 validator.validate_root(schema, body, &format!("{label} request body"));
                 errors.extend(validator.errors);
             }
@@ -577,7 +597,9 @@ impl Spec {
                 rank.pop();
                 false
             }
-            TemplateSegment::Param(name) if self.multi_segment_params.contains(&name.as_str()) => {
+            TemplateSegment::Param(name)
+                if self.quirks.multi_segment_params.contains(&name.as_str()) =>
+            {
                 for take in 1..=concrete.len() {
                     if concrete[take - 1].is_empty() {
                         break;
@@ -676,7 +698,7 @@ impl Spec {
     /// (snake_case folding only where the spec's system does it). `None` for a malformed name.
     fn query_name_shape(&self, name: &str) -> Option<String> {
         let fold = |part: &str| {
-            if self.snake_case_query_names {
+            if self.quirks.snake_case_query_names {
                 snake_to_camel(part)
             } else {
                 part.to_string()
@@ -731,7 +753,7 @@ impl Spec {
                     }
                 }
                 TemplateSegment::Param(name) => {
-                    if self.multi_segment_params.contains(&name.as_str()) {
+                    if self.quirks.multi_segment_params.contains(&name.as_str()) {
                         multi = true;
                         break;
                     }
@@ -761,6 +783,8 @@ enum Additional<'s> {
 struct Validator<'s> {
     spec: &'s Spec,
     errors: Vec<String>,
+    /// Whether `required` applies below the top level (see `request_required_top_level_only`).
+    nested_required: bool,
 }
 
 /// Deep enough for any real document, shallow enough to stop a cyclic `$ref` chain.
@@ -771,6 +795,7 @@ impl<'s> Validator<'s> {
         Validator {
             spec,
             errors: Vec::new(),
+            nested_required: true,
         }
     }
 
@@ -935,8 +960,9 @@ impl<'s> Validator<'s> {
             additional = Additional::Any;
         }
 
+        let enforce_required = self.nested_required || at.is_empty();
         for property in &required {
-            if !object.contains_key(*property) {
+            if enforce_required && !object.contains_key(*property) {
                 self.error(at, name, format!("missing required property {property:?}"));
             }
         }
@@ -945,7 +971,7 @@ impl<'s> Validator<'s> {
             match (properties.get(key.as_str()), &additional) {
                 (Some(_), _)
                     if property_value.is_null()
-                        && self.spec.required_properties_may_be_null
+                        && self.spec.quirks.required_properties_may_be_null
                         && required.contains(key.as_str()) => {}
                 (Some(property_schema), _) | (None, Additional::Schema(property_schema)) => {
                     self.validate(
