@@ -519,9 +519,9 @@ fn acumatica_invented_field_and_wrong_value_type_fail() {
 }
 
 #[test]
-fn acumatica_fields_outside_the_contract_are_rejected() {
-    // The document's `Entity` has id, rowNumber, note, custom, error and files: no `_links`
-    // and no detail-row `delete` flag, so neither may appear until the spec says so.
+fn acumatica_links_are_rejected_and_delete_is_a_request_flag_only() {
+    // The document's `Entity` has id, rowNumber, note, custom, error and files; the official
+    // client's Entity adds `delete` (a request flag to delete a detail row) and no `_links`.
     let spec = Spec::acumatica();
     let mut item = acumatica_stock_item();
     item["_links"] = json!({ "self": "/entity/Default/24.200.001/StockItem/5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162" });
@@ -530,14 +530,34 @@ fn acumatica_fields_outside_the_contract_are_rejected() {
         message.contains(r#""/_links": property "_links" is not declared (schema StockItem)"#),
         "{message}"
     );
-    let order = json!({
+
+    let mut order = json!({
         "OrderType": { "value": "SO" }, "OrderNbr": { "value": "000123" },
         "Details": [{ "id": "5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162", "delete": true }]
     });
-    let message = failure(spec.check_request("PUT", "/SalesOrder", Some(&order)));
+    assert_conforms(spec.check_request("PUT", "/SalesOrder", Some(&order)));
+    let message = failure(spec.check_response("PUT", "/SalesOrder", 200, &order));
     assert!(
         message.contains(
             r#""/Details/0/delete": property "delete" is not declared (schema SalesOrderDetail)"#
+        ),
+        "{message}"
+    );
+    order["Details"][0]["delete"] = json!("yes");
+    let message = failure(spec.check_request("PUT", "/SalesOrder", Some(&order)));
+    assert!(
+        message.contains(r#""/Details/0/delete": expected boolean, found string "yes""#),
+        "{message}"
+    );
+    // Only entities carry it: a wrapped value does not.
+    let message = failure(spec.check_request(
+        "PUT",
+        "/SalesOrder",
+        Some(&json!({ "OrderNbr": { "value": "1", "delete": true } })),
+    ));
+    assert!(
+        message.contains(
+            r#""/OrderNbr/delete": property "delete" is not declared (schema StringValue)"#
         ),
         "{message}"
     );

@@ -84,6 +84,8 @@ struct Quirks {
     required_properties_may_be_null: bool,
     request_required_top_level_only: bool,
     void_success_is_empty_array: bool,
+    /// A base schema whose derived objects may carry `"delete": true` in a request.
+    request_delete_flag_base: Option<&'static str>,
 }
 
 struct Route {
@@ -133,6 +135,7 @@ impl Spec {
                 // 200 in the document, yet Magento answers 200 with `[]`
                 // (`ServiceOutputProcessor::convertValue(null)`).
                 void_success_is_empty_array: true,
+                request_delete_flag_base: None,
             };
             Spec::new("magento", Dialect::Swagger2, document, quirks, started)
         })
@@ -151,6 +154,11 @@ impl Spec {
                 // The spec describes `{ids}` as "The values of the key fields of the record.
                 // The values are slash-delimited.", e.g. `/SalesOrder/SO/000123`.
                 multi_segment_params: &["ids"],
+                // The official client's `Entity` (AcumaticaRESTAPIClientForCSharp,
+                // Acumatica.RESTClient/BaseApi/Model/EntityBase/Entity.cs) has
+                // `[DataMember(Name = "delete")] bool? Delete`: "Indicates whether it is needed
+                // to delete detail record." The document's `Entity` leaves it out. Requests only.
+                request_delete_flag_base: Some("Entity"),
                 ..Quirks::default()
             };
             Spec::new("acumatica", Dialect::OpenApi3, document, quirks, started)
@@ -335,6 +343,7 @@ impl Spec {
             (Some((schema, _)), Some(body)) => {
                 let mut validator = Validator::new(self);
                 validator.nested_required = !self.quirks.request_required_top_level_only;
+                validator.in_request = true;
                 validator.validate_root(schema, body, &format!("{label} request body"));
                 errors.extend(validator.errors);
             }
@@ -785,6 +794,8 @@ struct Validator<'s> {
     errors: Vec<String>,
     /// Whether `required` applies below the top level (see `request_required_top_level_only`).
     nested_required: bool,
+    /// Checking a request body (see `request_delete_flag_base`).
+    in_request: bool,
 }
 
 /// Deep enough for any real document, shallow enough to stop a cyclic `$ref` chain.
@@ -796,6 +807,7 @@ impl<'s> Validator<'s> {
             spec,
             errors: Vec::new(),
             nested_required: true,
+            in_request: false,
         }
     }
 
@@ -966,8 +978,22 @@ impl<'s> Validator<'s> {
                 self.error(at, name, format!("missing required property {property:?}"));
             }
         }
+        let delete_flag_allowed = self.in_request
+            && self
+                .spec
+                .quirks
+                .request_delete_flag_base
+                .and_then(|base| self.spec.named_schema(base))
+                .is_some_and(|(_, base)| parts.iter().any(|p| std::ptr::eq(*p, base)));
         for (key, property_value) in object {
             let child_at = format!("{at}/{}", escape_pointer(key));
+            if key == "delete" && delete_flag_allowed && !properties.contains_key("delete") {
+                if !property_value.is_boolean() {
+                    let found = describe(property_value);
+                    self.error(&child_at, name, format!("expected boolean, found {found}"));
+                }
+                continue;
+            }
             match (properties.get(key.as_str()), &additional) {
                 (Some(_), _)
                     if property_value.is_null()
