@@ -684,6 +684,44 @@ fn acumatica_query_parameters_are_declared_ones() {
     assert!(message.contains("expected integer"), "{message}");
 }
 
+#[test]
+fn full_url_paths_are_made_relative_to_each_base() {
+    let (magento, acumatica) = (Spec::magento(), Spec::acumatica());
+    assert_eq!(
+        magento.relative_path("/magento/rest/default/V1/products/A%2F1"),
+        Some("/V1/products/A%2F1")
+    );
+    assert_eq!(
+        magento.relative_path("/rest/all/V1/products/base-prices"),
+        Some("/V1/products/base-prices")
+    );
+    assert_eq!(
+        magento.relative_path("/rest/V1/orders/5"),
+        Some("/V1/orders/5")
+    );
+    assert_eq!(magento.relative_path("/magento/__sandbox/state"), None);
+    assert_eq!(
+        acumatica.relative_path("/acumatica/entity/Default/24.200.001/SalesOrder/SO/000123"),
+        Some("/SalesOrder/SO/000123")
+    );
+    assert_eq!(
+        acumatica.relative_path("/acumatica/entity/auth/login"),
+        None
+    );
+    assert_eq!(
+        acumatica.relative_path("/entity/Default/24.200.0011/StockItem"),
+        None
+    );
+    // And what they give is what the checks take.
+    let path = acumatica
+        .relative_path("/acumatica/entity/Default/24.200.001/StockItem/%24adHocSchema")
+        .unwrap();
+    assert_eq!(
+        acumatica.route("GET", path).as_deref(),
+        Ok("/StockItem/$adHocSchema")
+    );
+}
+
 // ---------- the documents themselves ----------
 
 /// A concrete path for a template: uuids for Acumatica's session `{id}`, two key values for

@@ -9,6 +9,23 @@
 //! Each error names the JSON pointer of the offending value (quoted; `""` is the whole body)
 //! and the nearest named schema, e.g.
 //! `GET /V1/products/{sku} -> 200: "/price": expected number, found string (schema catalog-data-product-interface)`.
+//!
+//! Where a system really does more than its document says, and the project relies on it, a
+//! narrow rule says so (`Quirks` and `patch_magento`, each with its reason): Magento's null
+//! for a required property, `[]` from a void method, partial nested request objects, both
+//! shapes of error `parameters`, snake_case query keys; Acumatica's multi-segment `{ids}` and
+//! the detail-row `delete` flag in requests. Nothing else is relaxed.
+//!
+//! Use from a test under `tests/`:
+//!
+//! ```ignore
+//! mod support;
+//! use support::openapi::{Spec, assert_conforms};
+//!
+//! let spec = Spec::magento();
+//! let path = spec.relative_path(response.url().path()).unwrap(); // "/V1/products/ABC-1"
+//! assert_conforms(spec.check_response("GET", path, status, &body));
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -196,6 +213,30 @@ impl Spec {
             routes,
             quirks,
             load_time: started.elapsed(),
+        }
+    }
+
+    /// The part of a URL path the spec's paths are relative to: Magento drops everything up to
+    /// `/rest/{store}` (or a bare `/rest`), Acumatica up to `/entity/Default/24.200.001`, so
+    /// `/magento/rest/default/V1/products/A%2F1` gives `/V1/products/A%2F1`. `None` when the
+    /// path is not under that base. Percent-encoding is kept (the checks decode segments).
+    pub fn relative_path<'p>(&self, url_path: &'p str) -> Option<&'p str> {
+        match self.dialect {
+            Dialect::Swagger2 => {
+                let (_, after_rest) = url_path.split_once("/rest/")?;
+                // `/rest/V1/...` is the default store; otherwise one segment is the store code.
+                if after_rest.starts_with("V1/") {
+                    return Some(&url_path[url_path.len() - after_rest.len() - 1..]);
+                }
+                let slash = after_rest.find('/')?;
+                Some(&after_rest[slash..])
+            }
+            Dialect::OpenApi3 => {
+                let base = "/entity/Default/24.200.001";
+                let start = url_path.find(base)? + base.len();
+                let rest = &url_path[start..];
+                (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+            }
         }
     }
 
