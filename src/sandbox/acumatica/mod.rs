@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+pub mod odata;
 pub mod tables;
 
 use axum::Router;
