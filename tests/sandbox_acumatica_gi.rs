@@ -965,3 +965,75 @@ async fn failed_deliveries_are_retried_five_times_then_kept_for_the_resend_sched
         failed[0].last_error
     );
 }
+
+#[tokio::test]
+async fn a_push_gi_over_a_join_sends_the_rows_of_the_changed_record_only() {
+    let sim = Sim::with_endpoint().await;
+    let (hook, url) = start_hook().await;
+    sim.put("GenericInquiry", inventory_gi("MC-inventory", false))
+        .await;
+    let (status, reply) = sim
+        .put(
+            "PushNotification",
+            push_notification(&url, "MC-inventory", true, &[]),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+
+    // A quantity change in one warehouse: that row only.
+    let tx = {
+        let mut tables = sim.tables.tables.lock().unwrap();
+        let rows = tables.get_mut("INSiteStatus").unwrap();
+        let before = rows[1].clone();
+        rows[1].insert("QtyOnHand".into(), json!(6.0));
+        rows[1].insert("LastModifiedDateTime".into(), json!("2026-11-26T18:00:00Z"));
+        Transaction {
+            id: 100,
+            changes: vec![Change {
+                table: "INSiteStatus".into(),
+                before: Some(before),
+                after: Some(rows[1].clone()),
+            }],
+        }
+    };
+    sim.api.push().dispatch(&tx).await;
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["Query"], "MC-inventory");
+    assert_eq!(
+        bodies[0]["Inserted"],
+        json!([{
+            "InventoryID": "10", "WarehouseID": "WH2", "QtyOnHand": 6.0, "QtyAvailable": 6.0,
+            "LastModifiedDateTime": "2026-11-26T13:00:00",
+        }])
+    );
+    assert_eq!(bodies[0]["Deleted"][0]["QtyOnHand"], json!(7.0));
+
+    // An item leaving the GI's condition (inactive): all its warehouse rows are deleted.
+    let tx = sim.tables.update_items(&["10"], "ItemStatus", json!("IN"));
+    sim.api.push().dispatch(&tx).await;
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[1]["Inserted"], json!([]));
+    let gone: Vec<&str> = bodies[1]["Deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["WarehouseID"].as_str().unwrap())
+        .collect();
+    assert_eq!(gone, ["WH1", "WH2"]);
+    // A change to a table the GI does not read sends nothing.
+    let other = Transaction {
+        id: 101,
+        changes: vec![Change {
+            table: "SOLine".into(),
+            before: None,
+            after: Some(row(&[
+                ("OrderType", json!("SO")),
+                ("OrderNbr", json!("1")),
+                ("LineNbr", json!(1)),
+            ])),
+        }],
+    };
+    assert!(sim.api.push().notifications_for(&other).is_empty());
+}
