@@ -84,7 +84,7 @@ impl FaultInjector {
             faults: Mutex::new(faults),
             // A different stream per system so the same seed does not fault both alike.
             rng: Mutex::new(StdRng::seed_from_u64(
-                seed ^ (system as u64 + 1) * 0x9E37_79B9,
+                seed ^ ((system as u64 + 1) * 0x9E37_79B9),
             )),
             requests: Mutex::new(BTreeMap::new()),
             injected: Mutex::new(BTreeMap::new()),
