@@ -1037,3 +1037,50 @@ async fn a_push_gi_over_a_join_sends_the_rows_of_the_changed_record_only() {
     };
     assert!(sim.api.push().notifications_for(&other).is_empty());
 }
+
+#[tokio::test]
+async fn the_resend_schedule_also_runs_on_its_own_timer() {
+    let sim = Sim::with_endpoint().await;
+    let (hook, url) = start_hook().await;
+    sim.put("GenericInquiry", items_gi("MC-items")).await;
+    sim.put(
+        "PushNotification",
+        push_notification(&url, "MC-items", true, &[]),
+    )
+    .await;
+    *hook.always.lock().unwrap() = Some(503);
+    let tx = sim.tables.update_items(&["10"], "BasePrice", json!(8.0));
+    sim.api.push().dispatch(&tx).await;
+    assert_eq!(sim.api.push().failed().len(), 1);
+    *hook.always.lock().unwrap() = None;
+
+    // A schedule every "minute", where a minute lasts 20 ms here.
+    let (status, _) = sim
+        .put(
+            "AutomationSchedule",
+            json!({
+                "ScheduleID": v(json!("MC-resend")), "ScreenID": v(json!("SM502000")),
+                "ActionName": v(json!("Process All")), "Active": v(json!(true)),
+                "Interval": v(json!(1)),
+            }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let timer = sim.api.spawn_schedules(Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !sim.api.push().failed().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the schedule never resent"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    timer.abort();
+    assert_eq!(
+        hook.bodies().len(),
+        6,
+        "five failed attempts, then the resend"
+    );
+    assert_eq!(hook.bodies()[5]["Inserted"][0]["BasePrice"], json!(8.0));
+    assert!(sim.api.state()["schedule_runs"].as_u64().unwrap() >= 1);
+}

@@ -590,6 +590,40 @@ impl AdminApi {
             .cloned()
     }
 
+    /// Runs every active schedule on its own timer: each one every `Interval` minutes, where a
+    /// minute lasts `minute` (a real minute for `connector sandbox`, a few milliseconds in
+    /// tests). Stops when the returned task is aborted or the API is dropped.
+    pub fn spawn_schedules(
+        self: &Arc<Self>,
+        minute: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let tick = (minute / 4).max(std::time::Duration::from_millis(1));
+            let mut last_run: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(api) = weak.upgrade() else {
+                    return;
+                };
+                let now = tokio::time::Instant::now();
+                for s in api.schedules().into_iter().filter(|s| s.active) {
+                    let every = minute.mul_f64(s.interval_minutes.max(0.0));
+                    if every.is_zero() {
+                        continue;
+                    }
+                    let due = last_run
+                        .get(&s.id)
+                        .is_none_or(|at| now.duration_since(*at) >= every);
+                    if due {
+                        last_run.insert(s.id.clone(), now);
+                        api.run_schedule(&s.id).await;
+                    }
+                }
+            }
+        })
+    }
+
     /// Runs a schedule's action now, as its timer would. A schedule on Process Push
     /// Notifications (SM502000) resends the failed notifications; it returns how many were
     /// delivered. An inactive or unknown schedule does nothing.
