@@ -15,6 +15,14 @@ use connector::sandbox::acumatica::push::PushOptions;
 use connector::sandbox::acumatica::tables::{Change, Row, TableSource, Transaction};
 use serde_json::{Value, json};
 
+mod support;
+use support::openapi::{Spec, assert_conforms};
+
+/// Acumatica's error bodies are the spec's `HttpError` (ASP.NET Web API), also on the admin side.
+fn assert_http_error(body: &Value) {
+    assert_conforms(Spec::acumatica().check_definition("HttpError", body));
+}
+
 /// The page that documents the endpoint XML the sandbox accepts; its first `xml` block is the
 /// connector's endpoint, and these tests post exactly that.
 const DOC: &str = include_str!("../docs/sandbox-acumatica-gi.md");
@@ -364,6 +372,7 @@ async fn endpoint_is_created_read_back_and_serves_only_what_it_declares() {
             .unwrap()
             .starts_with("No HTTP resource was found")
     );
+    assert_http_error(&body);
 
     assert_eq!(sim.post_endpoint(&endpoint_xml()).await.status(), 204);
     let r = sim
@@ -393,6 +402,7 @@ async fn endpoint_is_created_read_back_and_serves_only_what_it_declares() {
     let (status, reply) = sim.put("GenericInquiry", body).await;
     assert_eq!(status, 400);
     assert_eq!(reply["message"], "The request is invalid.");
+    assert_http_error(&reply);
     assert_eq!(
         reply["modelState"]["Colour"][0],
         "The field 'Colour' is not defined in the 'GenericInquiry' entity of the MagentoConnector/24.200.001 endpoint."
@@ -412,6 +422,7 @@ async fn endpoint_is_created_read_back_and_serves_only_what_it_declares() {
     let (status, reply) = sim.put("GenericInquiry", body).await;
     assert_eq!(status, 400);
     assert!(reply["modelState"]["Tables[0].Schema"].is_array());
+    assert_http_error(&reply);
     let (status, list) = sim.get(&format!("{BASE}/GenericInquiry")).await;
     assert_eq!((status, list), (StatusCode::OK, json!([])));
 
@@ -429,6 +440,7 @@ async fn endpoint_is_created_read_back_and_serves_only_what_it_declares() {
             .contains("'Secret' field is not found in the 'Hooks' object of the SM302000 screen"),
         "{body}"
     );
+    assert_http_error(&body);
     let (status, _) = sim
         .get("/entity/maintenance/23.200/Broken/24.200.001")
         .await;
@@ -507,6 +519,7 @@ async fn admin_entities_insert_update_read_filter_and_delete_by_key() {
         err["exceptionMessage"],
         "Could not find a property named 'Colour'."
     );
+    assert_http_error(&err);
 
     // A missing key is refused with the error on the key field.
     let (status, reply) = sim
@@ -553,6 +566,7 @@ async fn admin_entities_insert_update_read_filter_and_delete_by_key() {
         body["exceptionMessage"],
         "No entity satisfies the condition."
     );
+    assert_http_error(&body);
 }
 
 // ---------------------------------------------------------------------------------------------
