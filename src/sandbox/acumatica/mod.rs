@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
+pub mod endpoint;
+pub mod gi;
+pub mod odata;
+pub mod push;
 pub mod tables;
+pub mod xml;
 
 use axum::Router;
 
