@@ -318,11 +318,20 @@ impl Default for RawSync {
 /// Environment variables that override secrets in the file, with the key each replaces.
 pub const SECRET_ENV: &[(&str, &str)] = &[
     ("CONNECTOR_ACUMATICA_PASSWORD", "acumatica.password"),
-    ("CONNECTOR_ACUMATICA_CLIENT_SECRET", "acumatica.client_secret"),
+    (
+        "CONNECTOR_ACUMATICA_CLIENT_SECRET",
+        "acumatica.client_secret",
+    ),
     ("CONNECTOR_MAGENTO_ACCESS_TOKEN", "magento.access_token"),
     ("CONNECTOR_MAGENTO_CONSUMER_KEY", "magento.consumer_key"),
-    ("CONNECTOR_MAGENTO_CONSUMER_SECRET", "magento.consumer_secret"),
-    ("CONNECTOR_MAGENTO_ACCESS_TOKEN_SECRET", "magento.access_token_secret"),
+    (
+        "CONNECTOR_MAGENTO_CONSUMER_SECRET",
+        "magento.consumer_secret",
+    ),
+    (
+        "CONNECTOR_MAGENTO_ACCESS_TOKEN_SECRET",
+        "magento.access_token_secret",
+    ),
     ("CONNECTOR_RECEIVER_SECRET", "receiver.secret"),
 ];
 
@@ -380,8 +389,9 @@ impl Config {
         })?;
 
         let base = file.parent().unwrap_or(Path::new("."));
-        let spanned_err =
-            |span: std::ops::Range<usize>, key: &str, message: String| at(Some(span), Some(key.into()), message);
+        let spanned_err = |span: std::ops::Range<usize>, key: &str, message: String| {
+            at(Some(span), Some(key.into()), message)
+        };
 
         let http_url = |value: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
             let v = value.get_ref().trim_end_matches('/').to_string();
@@ -392,7 +402,10 @@ impl Config {
                 _ => Err(spanned_err(
                     value.span(),
                     key,
-                    format!("{:?} is not an http(s) URL; write it like \"https://host/path\"", value.get_ref()),
+                    format!(
+                        "{:?} is not an http(s) URL; write it like \"https://host/path\"",
+                        value.get_ref()
+                    ),
                 )),
             }
         };
@@ -407,7 +420,10 @@ impl Config {
         // Secrets: the environment wins over the file.
         let secret = |from_file: Option<Secret>, key: &str| -> Option<Secret> {
             let var = SECRET_ENV.iter().find(|(_, k)| *k == key).map(|(v, _)| *v);
-            var.and_then(env).map(Secret::new).or(from_file).filter(|s| !s.is_empty())
+            var.and_then(env)
+                .map(Secret::new)
+                .or(from_file)
+                .filter(|s| !s.is_empty())
         };
 
         let a = raw.acumatica;
@@ -422,11 +438,16 @@ impl Config {
             )
         })?;
         let prefix = a.prefix.get_ref().clone();
-        if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if prefix.is_empty()
+            || prefix.len() > 8
+            || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
+        {
             return Err(spanned_err(
                 a.prefix.span(),
                 "acumatica.prefix",
-                format!("{prefix:?} must be 1 to 8 letters or digits (it starts the name of every object init creates)"),
+                format!(
+                    "{prefix:?} must be 1 to 8 letters or digits (it starts the name of every object init creates)"
+                ),
             ));
         }
         let acumatica = AcumaticaConfig {
@@ -447,7 +468,10 @@ impl Config {
                 &a.max_concurrent_requests,
                 "acumatica.max_concurrent_requests",
             )?,
-            requests_per_minute: at_least_one(&a.requests_per_minute, "acumatica.requests_per_minute")?,
+            requests_per_minute: at_least_one(
+                &a.requests_per_minute,
+                "acumatica.requests_per_minute",
+            )?,
         };
         if acumatica.auth == AcumaticaAuth::Oauth2 && acumatica.client_id.is_none() {
             return Err(at(
@@ -479,7 +503,10 @@ impl Config {
             spanned_err(
                 r.listen.span(),
                 "receiver.listen",
-                format!("{:?} is not an address and port such as \"127.0.0.1:8700\"", r.listen.get_ref()),
+                format!(
+                    "{:?} is not an address and port such as \"127.0.0.1:8700\"",
+                    r.listen.get_ref()
+                ),
             )
         })?;
         let header_name = r.header_name.get_ref().clone();
@@ -529,7 +556,11 @@ impl Config {
     }
 
     /// A secret the running command needs, or the error that says where to set it.
-    pub fn require<'a>(&self, value: &'a Option<Secret>, key: &str) -> Result<&'a Secret, ConfigError> {
+    pub fn require<'a>(
+        &self,
+        value: &'a Option<Secret>,
+        key: &str,
+    ) -> Result<&'a Secret, ConfigError> {
         value.as_ref().ok_or_else(|| {
             let var = SECRET_ENV
                 .iter()
@@ -548,18 +579,30 @@ impl Config {
 
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 /// Turns serde's wording into the connector's: the full key, and for an unknown key the
 /// closest known one.
 fn explain_serde_error(path: &str, message: &str) -> (Option<String>, String) {
-    let path = if path == "." { String::new() } else { path.to_string() };
+    let path = if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         // serde_path_to_error's path already ends with the unknown key.
-        let key = if path.is_empty() { unknown.to_string() } else { path.clone() };
+        let key = if path.is_empty() {
+            unknown.to_string()
+        } else {
+            path.clone()
+        };
         let suggestion = candidates
             .iter()
             .map(|c| (strsim::jaro_winkler(unknown, c), *c))
@@ -577,7 +620,11 @@ fn explain_serde_error(path: &str, message: &str) -> (Option<String>, String) {
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
-        let key = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+        let key = if path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
         return (Some(key), "missing required key".to_string());
     }
     let key = if path.is_empty() { None } else { Some(path) };

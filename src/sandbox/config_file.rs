@@ -86,7 +86,9 @@ pub fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("connector.toml")
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("connector.toml")
     ));
     let write = || -> std::io::Result<()> {
         let mut options = std::fs::OpenOptions::new();

@@ -83,7 +83,9 @@ impl FaultInjector {
             system,
             faults: Mutex::new(faults),
             // A different stream per system so the same seed does not fault both alike.
-            rng: Mutex::new(StdRng::seed_from_u64(seed ^ (system as u64 + 1) * 0x9E37_79B9)),
+            rng: Mutex::new(StdRng::seed_from_u64(
+                seed ^ ((system as u64 + 1) * 0x9E37_79B9),
+            )),
             requests: Mutex::new(BTreeMap::new()),
             injected: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(0),
@@ -241,8 +243,9 @@ fn dropped_connection() -> Response {
     response
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(1024u64));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

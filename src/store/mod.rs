@@ -21,7 +21,9 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// A store that cannot be used: exit 2, one line, the file left untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: not a connector state store (not an SQLite database); move it away or set store.path to another file")]
+    #[error(
+        "{path}: not a connector state store (not an SQLite database); move it away or set store.path to another file"
+    )]
     NotSqlite { path: PathBuf },
     #[error(
         "{path}: the state store has schema version {found}, newer than this connector's {supported}; upgrade connector (the store was left untouched)"
@@ -276,7 +278,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT status, COUNT(*) FROM messages GROUP BY status")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
         for row in rows {
             let (status, n) = row?;
             let n = n as u64;

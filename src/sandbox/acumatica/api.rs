@@ -1,6 +1,9 @@
 //! The contract-based REST routes under `/entity/Default/24.200.001/`: list, get by keys or
 //! id, `PUT`, `DELETE`, and the long-running actions polled through `Location`.
 
+// Helpers return the finished error reply as their `Err`, so a handler can answer it at once.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +36,10 @@ struct Options {
 }
 
 fn options(query: Option<&str>) -> Result<Options, Response> {
-    let pairs: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let pairs: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     let number = |name: &str| -> Result<Option<usize>, Response> {
         match pairs.get(name) {
             None => Ok(None),
@@ -75,7 +79,9 @@ fn select(entity: &mut Map<String, Value>, select: &str) {
             None => top.push(item),
         }
     }
-    let keep = |name: &str, list: &[&str]| matches!(name, "id" | "rowNumber" | "custom" | "note") || list.contains(&name);
+    let keep = |name: &str, list: &[&str]| {
+        matches!(name, "id" | "rowNumber" | "custom" | "note") || list.contains(&name)
+    };
     entity.retain(|k, _| keep(k, &top));
     for (parent, fields) in nested {
         match entity.get_mut(parent) {
@@ -95,7 +101,9 @@ fn select(entity: &mut Map<String, Value>, select: &str) {
 fn custom(entity: &mut Map<String, Value>, row: &Row, custom: &str) {
     let mut out = Map::new();
     for item in custom.split(',').map(str::trim) {
-        let Some((view, field)) = item.split_once('.') else { continue };
+        let Some((view, field)) = item.split_once('.') else {
+            continue;
+        };
         let value = row.get(field).cloned().unwrap_or(Value::Null);
         let kind = match &value {
             Value::Number(_) => "CustomDecimalField",
@@ -115,7 +123,13 @@ fn custom(entity: &mut Map<String, Value>, row: &Row, custom: &str) {
     entity.insert("custom".into(), Value::Object(out));
 }
 
-fn shape(sim: &AcumaticaSim, entity: Entity, row: &Row, row_number: usize, options: &Options) -> Value {
+fn shape(
+    sim: &AcumaticaSim,
+    entity: Entity,
+    row: &Row,
+    row_number: usize,
+    options: &Options,
+) -> Value {
     let store = sim.store.lock().unwrap();
     let mut out = entities::render(&store, entity, row, row_number, &options.expand);
     if let Some(s) = &options.custom {
@@ -176,7 +190,11 @@ enum Target {
 fn target(rest: &str) -> Target {
     let segments: Vec<String> = rest
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     if segments.len() == 1 && is_guid(&segments[0]) {
         return Target::Id(segments[0].clone());
@@ -214,7 +232,11 @@ pub async fn get_one(
     };
     let target = target(&rest);
     if let Target::ActionStatus { action, job } = &target {
-        let here = format!("{}{ENDPOINT}/{}/{action}/status/{job}", sim.base_url(), entity.name());
+        let here = format!(
+            "{}{ENDPOINT}/{}/{action}/status/{job}",
+            sim.base_url(),
+            entity.name()
+        );
         return action_status(&sim, job, &here);
     }
     let options = match options(query.as_deref()) {
@@ -256,24 +278,40 @@ pub async fn delete_one(
     }
 }
 
-fn refusal_response(entity: Entity, body: &Map<String, Value>, refusal: Refusal, inserting: bool) -> Response {
+fn refusal_response(
+    entity: Entity,
+    body: &Map<String, Value>,
+    refusal: Refusal,
+    inserting: bool,
+) -> Response {
     match refusal {
         Refusal::Precondition(text) => errors::precondition_failed(&text),
-        Refusal::Invalid(list) => errors::unprocessable(entities::annotate(entity, body, &list, inserting)),
-        Refusal::Forbidden(text) => {
-            errors::exception(StatusCode::BAD_REQUEST, &format!("Error: {text}"), "PX.Data.PXException")
+        Refusal::Invalid(list) => {
+            errors::unprocessable(entities::annotate(entity, body, &list, inserting))
         }
+        Refusal::Forbidden(text) => errors::exception(
+            StatusCode::BAD_REQUEST,
+            &format!("Error: {text}"),
+            "PX.Data.PXException",
+        ),
     }
 }
 
 fn parse_body(body: &Bytes, schema: &str) -> Result<Map<String, Value>, Response> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| errors::model_state("entity", &e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| errors::model_state("entity", &e.to_string()))?;
     check_entity(schema, &value, "entity").map_err(|e| errors::model_state(&e.path, &e.text))?;
     Ok(value.as_object().cloned().unwrap_or_default())
 }
 
 fn put_mode(headers: &HeaderMap) -> PutMode {
-    let star = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim) == Some("*");
+    let star = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            == Some("*")
+    };
     if star(header::IF_NONE_MATCH) {
         PutMode::InsertOnly
     } else if star(header::IF_MATCH) {
@@ -386,25 +424,45 @@ pub async fn action(
             return errors::no_entity();
         };
         let key = super::data::row_key(entity.table(), &row);
-        let note_id = row.get("NoteID").and_then(Value::as_str).unwrap_or_default().to_string();
-        (key, note_id, entities::action_refusal(&store, entity, &action, &row))
+        let note_id = row
+            .get("NoteID")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        (
+            key,
+            note_id,
+            entities::action_refusal(&store, entity, &action, &row),
+        )
     };
     if let Some(text) = refusal {
-        return errors::exception(StatusCode::BAD_REQUEST, &format!("Error: {text}"), "PX.Data.PXException");
+        return errors::exception(
+            StatusCode::BAD_REQUEST,
+            &format!("Error: {text}"),
+            "PX.Data.PXException",
+        );
     }
     let job = {
         let mut store = sim.store.lock().unwrap();
         store.new_guid()
     };
-    sim.jobs.lock().unwrap().insert(job.clone(), Job {
+    sim.jobs.lock().unwrap().insert(
+        job.clone(),
+        Job {
             done: false,
             error: None,
             record_url: format!("{}{ENDPOINT}/{}/{note_id}", sim.base_url(), entity.name()),
-        });
+        },
+    );
     let duration = Duration::from_millis(sim.sessions.options().action_duration_ms);
     let runner = sim.clone();
     let job_id = job.clone();
-    let location = format!("{}{ENDPOINT}/{}/{}/status/{job}", sim.base_url(), entity.name(), action);
+    let location = format!(
+        "{}{ENDPOINT}/{}/{}/status/{job}",
+        sim.base_url(),
+        entity.name(),
+        action
+    );
     tokio::spawn(async move {
         tokio::time::sleep(duration).await;
         let result = {
@@ -442,9 +500,13 @@ fn action_status(sim: &AcumaticaSim, job: &str, here: &str) -> Response {
     match jobs.get(job) {
         None => errors::no_entity(),
         Some(Job { done: false, .. }) => with_location(StatusCode::ACCEPTED, here),
-        Some(Job { error: Some(text), .. }) => {
-            errors::exception(StatusCode::INTERNAL_SERVER_ERROR, &format!("Error: {text}"), "PX.Data.PXException")
-        }
+        Some(Job {
+            error: Some(text), ..
+        }) => errors::exception(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("Error: {text}"),
+            "PX.Data.PXException",
+        ),
         Some(job) => with_location(StatusCode::NO_CONTENT, &job.record_url),
     }
 }

@@ -35,7 +35,9 @@ struct LoginBody {
 
 fn random_token(sim: &AcumaticaSim, bytes: usize) -> String {
     let mut rng = sim.token_rng.lock().unwrap();
-    (0..bytes).map(|_| format!("{:02X}", rng.random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02X}", rng.random::<u8>()))
+        .collect()
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -88,7 +90,11 @@ fn parse_login(headers: &HeaderMap, body: &Bytes) -> Result<LoginBody, String> {
                 "company" => login.company = v,
                 "branch" => login.branch = v,
                 "locale" => login.locale = v,
-                other => return Err(format!("Could not find member '{other}' on object of type 'Credentials'.")),
+                other => {
+                    return Err(format!(
+                        "Could not find member '{other}' on object of type 'Credentials'."
+                    ));
+                }
             }
         }
         Ok(login)
@@ -97,7 +103,11 @@ fn parse_login(headers: &HeaderMap, body: &Bytes) -> Result<LoginBody, String> {
     }
 }
 
-pub async fn login(State(sim): State<Arc<AcumaticaSim>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(
+    State(sim): State<Arc<AcumaticaSim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let login = match parse_login(&headers, &body) {
         Ok(login) => login,
         Err(e) => return errors::model_state("credentials", &e),
@@ -187,7 +197,8 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
 
 /// `POST /identity/connect/token` (form body): `password` and `refresh_token` grants.
 pub async fn token(State(sim): State<Arc<AcumaticaSim>>, body: Bytes) -> Response {
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&body).into_owned().collect();
     let credentials = sim.credentials();
     let field = |k: &str| form.get(k).map(String::as_str);
     if field("client_id") != Some(credentials.client_id.as_str())
@@ -219,7 +230,9 @@ pub async fn token(State(sim): State<Arc<AcumaticaSim>>, body: Bytes) -> Respons
             }
         }
         Some("refresh_token") => {
-            let Some(old_access) = field("refresh_token").and_then(|r| sim.sessions.take_refresh(r)) else {
+            let Some(old_access) =
+                field("refresh_token").and_then(|r| sim.sessions.take_refresh(r))
+            else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
             let rotated = sim.sessions.rotate(&old_access, access.clone(), |s| {
@@ -243,7 +256,8 @@ pub async fn token(State(sim): State<Arc<AcumaticaSim>>, body: Bytes) -> Respons
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
-    sim.sessions.remember_refresh(refresh.clone(), access.clone());
+    sim.sessions
+        .remember_refresh(refresh.clone(), access.clone());
     Json(json!({
         "access_token": access,
         "expires_in": lifetime,
@@ -256,7 +270,11 @@ pub async fn token(State(sim): State<Arc<AcumaticaSim>>, body: Bytes) -> Respons
 
 /// Licence limits for every API request: counted per minute (delayed past half the limit),
 /// then let in when a concurrency slot is free. Sign-out skips the queue, as in Acumatica.
-pub async fn limits(State(sim): State<Arc<AcumaticaSim>>, request: Request, next: Next) -> Response {
+pub async fn limits(
+    State(sim): State<Arc<AcumaticaSim>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let delay = sim.sessions.per_minute_delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -265,7 +283,13 @@ pub async fn limits(State(sim): State<Arc<AcumaticaSim>>, request: Request, next
         return next.run(request).await;
     }
     match sim.sessions.enter().await {
-        Ok(_slot) => next.run(request).await,
+        Ok(_slot) => {
+            let processing = sim.sessions.options().processing_ms;
+            if processing > 0 {
+                tokio::time::sleep(Duration::from_millis(processing)).await;
+            }
+            next.run(request).await
+        }
         Err(Declined::QueueFull) | Err(Declined::QueueTimeout) => errors::message(
             StatusCode::TOO_MANY_REQUESTS,
             "The number of concurrent API requests allowed by the license has been exceeded and the request queue is full.",
@@ -274,7 +298,11 @@ pub async fn limits(State(sim): State<Arc<AcumaticaSim>>, request: Request, next
 }
 
 /// Entity routes need a live session or token; an expired one is a 401.
-pub async fn require_session(State(sim): State<Arc<AcumaticaSim>>, request: Request, next: Next) -> Response {
+pub async fn require_session(
+    State(sim): State<Arc<AcumaticaSim>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let ok = request_token(request.headers())
         .map(|token| sim.sessions.touch(&token))
         .unwrap_or(false);

@@ -31,7 +31,11 @@ pub fn routes() -> Router<Arc<AcumaticaSim>> {
 }
 
 fn bad_request(text: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": text.into() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": text.into() })),
+    )
+        .into_response()
 }
 
 /// `{"value": x}` → `x`, `{}` → null, recursively: the state is read by tests, not clients.
@@ -93,7 +97,15 @@ impl AcumaticaSim {
             let list: Vec<Value> = store
                 .table(entity.table())
                 .values()
-                .map(|row| unwrap_values(Value::Object(entities::render(&store, entity, row, 1, &everything))))
+                .map(|row| {
+                    unwrap_values(Value::Object(entities::render(
+                        &store,
+                        entity,
+                        row,
+                        1,
+                        &everything,
+                    )))
+                })
                 .collect();
             entities_json.insert(key.into(), Value::Array(list));
         }
@@ -116,8 +128,16 @@ impl AcumaticaSim {
         let (running, waiting) = self.sessions.in_flight();
         let mut sessions = serde_json::to_value(&counters).unwrap_or_default();
         sessions["open_sessions"] = json!(open.len());
-        sessions["open_cookie_sessions"] = json!(open.iter().filter(|(k, _)| *k == super::session::SessionKind::Cookie).count());
-        sessions["open_oauth_sessions"] = json!(open.iter().filter(|(k, _)| *k == super::session::SessionKind::OAuth).count());
+        sessions["open_cookie_sessions"] = json!(
+            open.iter()
+                .filter(|(k, _)| *k == super::session::SessionKind::Cookie)
+                .count()
+        );
+        sessions["open_oauth_sessions"] = json!(
+            open.iter()
+                .filter(|(k, _)| *k == super::session::SessionKind::OAuth)
+                .count()
+        );
         sessions["limit_violations"] = json!(counters.limit_violations());
         sessions["running_requests"] = json!(running);
         sessions["queued_requests"] = json!(waiting);
@@ -170,8 +190,15 @@ async fn update_item(
         Err(e) => return bad_request(e.to_string()),
     };
     let mut store = sim.store.lock().unwrap();
-    let Some(mut item) = store.get("InventoryItem", &key_of(&[&inventory_id])).cloned() else {
-        return (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no stock item {inventory_id}") }))).into_response();
+    let Some(mut item) = store
+        .get("InventoryItem", &key_of(&[&inventory_id]))
+        .cloned()
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no stock item {inventory_id}") })),
+        )
+            .into_response();
     };
     let mut changes = Vec::new();
     if let Some(price) = change.price {
@@ -226,7 +253,10 @@ struct MassPriceUpdate {
 }
 
 /// A price-worksheet release: many items' prices in ONE transaction (one large push).
-async fn mass_price_update(State(sim): State<Arc<AcumaticaSim>>, body: axum::body::Bytes) -> Response {
+async fn mass_price_update(
+    State(sim): State<Arc<AcumaticaSim>>,
+    body: axum::body::Bytes,
+) -> Response {
     let update: MassPriceUpdate = match serde_json::from_slice(&body) {
         Ok(u) => u,
         Err(e) => return bad_request(e.to_string()),
@@ -249,14 +279,21 @@ async fn mass_price_update(State(sim): State<Arc<AcumaticaSim>>, body: axum::bod
                 update
                     .items
                     .as_ref()
-                    .map(|items| items.iter().any(|i| Some(i.as_str()) == r["InventoryCD"].as_str()))
+                    .map(|items| {
+                        items
+                            .iter()
+                            .any(|i| Some(i.as_str()) == r["InventoryCD"].as_str())
+                    })
                     .unwrap_or(true)
             })
             .cloned()
             .collect();
         for mut row in rows {
             let price = row.get("BasePrice").and_then(Value::as_f64).unwrap_or(0.0);
-            row.insert("BasePrice".into(), json!((price * factor * 100.0).round() / 100.0));
+            row.insert(
+                "BasePrice".into(),
+                json!((price * factor * 100.0).round() / 100.0),
+            );
             store.put_row("InventoryItem", row, &mut changes);
         }
     }
@@ -288,14 +325,26 @@ fn default_order_type() -> String {
 
 /// Ships a sales order as a warehouse user would: a shipment with its lines and packages,
 /// optionally confirmed (each step one transaction).
-async fn create_shipment(State(sim): State<Arc<AcumaticaSim>>, body: axum::body::Bytes) -> Response {
+async fn create_shipment(
+    State(sim): State<Arc<AcumaticaSim>>,
+    body: axum::body::Bytes,
+) -> Response {
     let request: ShipmentRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return bad_request(e.to_string()),
     };
     let mut store = sim.store.lock().unwrap();
-    let Some(order) = store.get("SOOrder", &key_of(&[&request.order_type, &request.order_nbr])).cloned() else {
-        return bad_request(format!("no sales order {} {}", request.order_type, request.order_nbr));
+    let Some(order) = store
+        .get(
+            "SOOrder",
+            &key_of(&[&request.order_type, &request.order_nbr]),
+        )
+        .cloned()
+    else {
+        return bad_request(format!(
+            "no sales order {} {}",
+            request.order_type, request.order_nbr
+        ));
     };
     let lines: Vec<Value> = store
         .table("SOLine")
@@ -331,7 +380,13 @@ async fn create_shipment(State(sim): State<Arc<AcumaticaSim>>, body: axum::body:
     }
     let body = shipment.as_object().cloned().unwrap_or_default();
     let mut changes = Vec::new();
-    let row = match entities::put(&mut store, Entity::Shipment, &body, PutMode::InsertOnly, &mut changes) {
+    let row = match entities::put(
+        &mut store,
+        Entity::Shipment,
+        &body,
+        PutMode::InsertOnly,
+        &mut changes,
+    ) {
         Ok(row) => row,
         Err(refusal) => {
             store.rollback(changes);
@@ -350,7 +405,13 @@ async fn create_shipment(State(sim): State<Arc<AcumaticaSim>>, body: axum::body:
     let nbr = row["ShipmentNbr"].as_str().unwrap_or_default().to_string();
     if request.confirm {
         let mut changes = Vec::new();
-        if let Err(e) = entities::run_action(&mut store, Entity::Shipment, "ConfirmShipment", &key_of(&[&nbr]), &mut changes) {
+        if let Err(e) = entities::run_action(
+            &mut store,
+            Entity::Shipment,
+            "ConfirmShipment",
+            &key_of(&[&nbr]),
+            &mut changes,
+        ) {
             store.rollback(changes);
             return bad_request(e);
         }

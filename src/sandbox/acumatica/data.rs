@@ -173,6 +173,22 @@ impl Store {
         row
     }
 
+    /// Bumps a row's `LastModifiedDateTime` (the record was saved with changes its columns do
+    /// not show, e.g. a description kept outside the table).
+    pub fn touch_row(&mut self, table: &str, key: &str, changes: &mut Vec<Change>) {
+        let Some(mut row) = self.tables[table].get(key).cloned() else {
+            return;
+        };
+        let before = row.clone();
+        let now = self.now();
+        row.insert("LastModifiedDateTime".into(), Value::String(stamp(now)));
+        self.tables
+            .get_mut(table)
+            .expect("known table")
+            .insert(key.to_string(), row.clone());
+        record(changes, table, key, Some(before), Some(row));
+    }
+
     pub fn delete_row(&mut self, table: &str, key: &str, changes: &mut Vec<Change>) {
         if let Some(before) = self.tables.get_mut(table).and_then(|t| t.remove(key)) {
             if let Some(Value::String(note)) = before.get("NoteID") {
@@ -220,12 +236,20 @@ impl Store {
     }
 
     pub fn all_rows(&self, table: &str) -> Option<Vec<Row>> {
-        self.tables.get(table).map(|rows| rows.values().cloned().collect())
+        self.tables
+            .get(table)
+            .map(|rows| rows.values().cloned().collect())
     }
 }
 
 /// Adds a change to the transaction, folding a second write of one row into the first.
-fn record(changes: &mut Vec<Change>, table: &str, key: &str, before: Option<Row>, after: Option<Row>) {
+fn record(
+    changes: &mut Vec<Change>,
+    table: &str,
+    key: &str,
+    before: Option<Row>,
+    after: Option<Row>,
+) {
     if let Some(existing) = changes.iter_mut().find(|c| {
         c.table == table
             && c.after

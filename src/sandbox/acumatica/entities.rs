@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::data::{Store, key_of, row_key};
 use super::mapping::{
-    Conv, FieldMap, apply_fields, merge_extras, render_extras, render_fields, ro, rw, to_column, wrap,
+    Conv, FieldMap, apply_fields, merge_extras, render_extras, render_fields, ro, rw, to_column,
+    wrap,
 };
 use super::tables::{Change, Row};
 use super::validate::{wrapped, wrapped_bool, wrapped_f64, wrapped_i64, wrapped_str};
@@ -122,7 +123,12 @@ const PACKAGE: &[FieldMap] = &[
 ];
 
 impl Entity {
-    pub const ALL: [Entity; 4] = [Entity::StockItem, Entity::Customer, Entity::SalesOrder, Entity::Shipment];
+    pub const ALL: [Entity; 4] = [
+        Entity::StockItem,
+        Entity::Customer,
+        Entity::SalesOrder,
+        Entity::Shipment,
+    ];
 
     pub fn from_name(name: &str) -> Option<Entity> {
         Entity::ALL.into_iter().find(|e| e.name() == name)
@@ -198,14 +204,20 @@ impl Expand {
 
 fn base(row: &Row, row_number: usize) -> Map<String, Value> {
     let mut out = Map::new();
-    out.insert("id".into(), row.get("NoteID").cloned().unwrap_or(Value::Null));
+    out.insert(
+        "id".into(),
+        row.get("NoteID").cloned().unwrap_or(Value::Null),
+    );
     out.insert("rowNumber".into(), json!(row_number));
     out.insert("custom".into(), json!({}));
     out
 }
 
 fn note_id(row: &Row) -> String {
-    row.get("NoteID").and_then(Value::as_str).unwrap_or_default().to_string()
+    row.get("NoteID")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn text(row: &Row, column: &str) -> String {
@@ -242,19 +254,42 @@ fn render_child(schema: &str, maps: &[FieldMap], store: &Store, row: &Row, n: us
 }
 
 /// The entity `row` is the header of, as the API returns it.
-pub fn render(store: &Store, entity: Entity, row: &Row, row_number: usize, expand: &Expand) -> Map<String, Value> {
+pub fn render(
+    store: &Store,
+    entity: Entity,
+    row: &Row,
+    row_number: usize,
+    expand: &Expand,
+) -> Map<String, Value> {
     let schema = entity.name();
     let mut out = base(row, row_number);
-    render_extras(schema, store.extras(&note_id(row)), &|name| expand.has(name), &mut out);
+    render_extras(
+        schema,
+        store.extras(&note_id(row)),
+        &|name| expand.has(name),
+        &mut out,
+    );
     render_fields(entity.maps(), row, &mut out);
     match entity {
         Entity::StockItem => {
             if expand.has("WarehouseDetails") {
-                let sites = children(store, "INSiteStatus", &[("InventoryCD", text(row, "InventoryCD"))]);
+                let sites = children(
+                    store,
+                    "INSiteStatus",
+                    &[("InventoryCD", text(row, "InventoryCD"))],
+                );
                 let details: Vec<Value> = sites
                     .iter()
                     .enumerate()
-                    .map(|(i, r)| render_child("StockItemWarehouseDetail", WAREHOUSE_DETAIL, store, r, i + 1))
+                    .map(|(i, r)| {
+                        render_child(
+                            "StockItemWarehouseDetail",
+                            WAREHOUSE_DETAIL,
+                            store,
+                            r,
+                            i + 1,
+                        )
+                    })
                     .collect();
                 out.insert("WarehouseDetails".into(), Value::Array(details));
             }
@@ -266,7 +301,10 @@ pub fn render(store: &Store, entity: Entity, row: &Row, row_number: usize, expan
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                contact.insert("Email".into(), wrap(row.get("Email").cloned().unwrap_or(Value::Null)));
+                contact.insert(
+                    "Email".into(),
+                    wrap(row.get("Email").cloned().unwrap_or(Value::Null)),
+                );
                 out.insert("MainContact".into(), Value::Object(contact));
             }
         }
@@ -277,8 +315,10 @@ pub fn render(store: &Store, entity: Entity, row: &Row, row_number: usize, expan
                     .iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        let mut line = render_child("SalesOrderDetail", ORDER_LINE, store, r, i + 1);
-                        line["ExtendedPrice"] = wrap(money(number(r, "OrderQty") * number(r, "CuryUnitPrice")));
+                        let mut line =
+                            render_child("SalesOrderDetail", ORDER_LINE, store, r, i + 1);
+                        line["ExtendedPrice"] =
+                            wrap(money(number(r, "OrderQty") * number(r, "CuryUnitPrice")));
                         line
                     })
                     .collect();
@@ -287,7 +327,11 @@ pub fn render(store: &Store, entity: Entity, row: &Row, row_number: usize, expan
             let ordered: f64 = lines.iter().map(|l| number(l, "OrderQty")).sum();
             out.insert("OrderedQty".into(), wrap(json!(ordered)));
             if expand.has("Totals") {
-                let mut totals = out.get("Totals").and_then(Value::as_object).cloned().unwrap_or_default();
+                let mut totals = out
+                    .get("Totals")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 render_fields(ORDER_TOTALS, row, &mut totals);
                 let line_total: f64 = lines.iter().map(|l| number(l, "CuryLineAmt")).sum();
                 totals.insert("LineTotalAmount".into(), wrap(money(line_total)));
@@ -299,10 +343,7 @@ pub fn render(store: &Store, entity: Entity, row: &Row, row_number: usize, expan
             let lines = children(store, "SOShipLine", &[("ShipmentNbr", nbr.clone())]);
             let shipped: f64 = lines.iter().map(|l| number(l, "ShippedQty")).sum();
             out.insert("ShippedQty".into(), wrap(json!(shipped)));
-            out.insert(
-                "Hold".into(),
-                wrap(json!(text(row, "Status") == "H")),
-            );
+            out.insert("Hold".into(), wrap(json!(text(row, "Status") == "H")));
             if expand.has("Details") {
                 let details: Vec<Value> = lines
                     .iter()
@@ -324,7 +365,10 @@ pub fn render(store: &Store, entity: Entity, row: &Row, row_number: usize, expan
                 let mut orders: Vec<(String, String, f64)> = Vec::new();
                 for line in &lines {
                     let key = (text(line, "OrigOrderType"), text(line, "OrigOrderNbr"));
-                    match orders.iter_mut().find(|(t, n, _)| (t, n) == (&key.0, &key.1)) {
+                    match orders
+                        .iter_mut()
+                        .find(|(t, n, _)| (t, n) == (&key.0, &key.1))
+                    {
                         Some(entry) => entry.2 += number(line, "ShippedQty"),
                         None => orders.push((key.0, key.1, number(line, "ShippedQty"))),
                     }
@@ -354,7 +398,10 @@ fn order_lines(store: &Store, order: &Row) -> Vec<Row> {
     children(
         store,
         "SOLine",
-        &[("OrderType", text(order, "OrderType")), ("OrderNbr", text(order, "OrderNbr"))],
+        &[
+            ("OrderType", text(order, "OrderType")),
+            ("OrderNbr", text(order, "OrderNbr")),
+        ],
     )
 }
 
@@ -447,10 +494,14 @@ pub fn put(
         Entity::StockItem => {
             if inserting {
                 if text(&row, "InventoryCD").trim().is_empty() {
-                    errors.push((field("InventoryID"), "'Inventory ID' cannot be empty.".into()));
+                    errors.push((
+                        field("InventoryID"),
+                        "'Inventory ID' cannot be empty.".into(),
+                    ));
                 }
                 row.entry("ItemStatus".to_string()).or_insert(json!("AC"));
-                row.entry("ItemClassID".to_string()).or_insert(json!("DEFAULT"));
+                row.entry("ItemClassID".to_string())
+                    .or_insert(json!("DEFAULT"));
                 row.entry("BasePrice".to_string()).or_insert(json!(0.0));
                 row.entry("BaseWeight".to_string()).or_insert(json!(0.0));
                 row.entry("Descr".to_string()).or_insert(Value::Null);
@@ -472,9 +523,13 @@ pub fn put(
                     errors.push((field("CustomerID"), "'Customer ID' cannot be empty.".into()));
                 }
                 if text(&row, "AcctName").trim().is_empty() {
-                    errors.push((field("CustomerName"), "'Account Name' cannot be empty.".into()));
+                    errors.push((
+                        field("CustomerName"),
+                        "'Account Name' cannot be empty.".into(),
+                    ));
                 }
-                row.entry("CustomerClassID".to_string()).or_insert(json!("DEFAULT"));
+                row.entry("CustomerClassID".to_string())
+                    .or_insert(json!("DEFAULT"));
                 row.entry("Status".to_string()).or_insert(json!("A"));
                 row.entry("Email".to_string()).or_insert(Value::Null);
             } else if let Some(existing) = &existing {
@@ -489,7 +544,11 @@ pub fn put(
                         "The sales order {} {} is {} and cannot be edited.",
                         text(existing, "OrderType"),
                         text(existing, "OrderNbr"),
-                        if status == "C" { "completed" } else { "canceled" }
+                        if status == "C" {
+                            "completed"
+                        } else {
+                            "canceled"
+                        }
                     )));
                 }
                 row.insert("OrderType".into(), existing["OrderType"].clone());
@@ -498,20 +557,29 @@ pub fn put(
                 let order_type = wrapped_str(body, "OrderType").unwrap_or_else(|| "SO".into());
                 row.insert("OrderType".into(), json!(order_type));
                 let nbr = next_number(
-                    store.table("SOOrder").values().filter(|r| text(r, "OrderType") == order_type),
+                    store
+                        .table("SOOrder")
+                        .values()
+                        .filter(|r| text(r, "OrderType") == order_type),
                     "OrderNbr",
                 );
                 row.insert("OrderNbr".into(), json!(nbr));
                 row.entry("CuryID".to_string()).or_insert(json!("USD"));
-                row.entry("CustomerOrderNbr".to_string()).or_insert(Value::Null);
-                row.entry("CustomerRefNbr".to_string()).or_insert(Value::Null);
-                row.entry("CuryFreightTot".to_string()).or_insert(json!(0.0));
+                row.entry("CustomerOrderNbr".to_string())
+                    .or_insert(Value::Null);
+                row.entry("CustomerRefNbr".to_string())
+                    .or_insert(Value::Null);
+                row.entry("CuryFreightTot".to_string())
+                    .or_insert(json!(0.0));
             }
             let customer = text(&row, "CustomerID");
             if customer.trim().is_empty() {
                 errors.push((field("CustomerID"), "'Customer' cannot be empty.".into()));
             } else if store.get("Customer", &key_of(&[&customer])).is_none() {
-                errors.push((field("CustomerID"), format!("'Customer' cannot be found in the system. ({customer})")));
+                errors.push((
+                    field("CustomerID"),
+                    format!("'Customer' cannot be found in the system. ({customer})"),
+                ));
             }
             if let Some(hold) = wrapped_bool(body, "Hold") {
                 row.insert("Status".into(), json!(if hold { "H" } else { "N" }));
@@ -558,11 +626,19 @@ pub fn put(
         return Err(Refusal::Invalid(errors));
     }
 
+    let changes_before = changes.len();
     let row = store.put_row(entity.table(), row, changes);
     let note = note_id(&row);
     {
-        let mut extras = store.extras(&note).cloned().unwrap_or_default();
-        merge_extras(entity.name(), entity.maps(), entity.special_fields(), body, &mut extras);
+        let kept = store.extras(&note).cloned().unwrap_or_default();
+        let mut extras = kept.clone();
+        merge_extras(
+            entity.name(),
+            entity.maps(),
+            entity.special_fields(),
+            body,
+            &mut extras,
+        );
         if entity == Entity::SalesOrder
             && let Some(totals) = body.get("Totals")
         {
@@ -577,7 +653,11 @@ pub fn put(
             }
             extras.insert("Totals".into(), kept);
         }
+        let extras_changed = extras != kept;
         *store.extras_mut(&note) = extras;
+        if extras_changed && !inserting && changes.len() == changes_before {
+            store.touch_row(entity.table(), &row_key(entity.table(), &row), changes);
+        }
     }
 
     let mut errors = Vec::new();
@@ -608,7 +688,10 @@ pub fn put(
         }
         Entity::Customer => {}
         Entity::SalesOrder => {
-            let parent = vec![("OrderType", text(&row, "OrderType")), ("OrderNbr", text(&row, "OrderNbr"))];
+            let parent = vec![
+                ("OrderType", text(&row, "OrderType")),
+                ("OrderNbr", text(&row, "OrderNbr")),
+            ];
             if let Some(items) = body.get("Details").and_then(Value::as_array) {
                 write_details(
                     store,
@@ -629,7 +712,10 @@ pub fn put(
                             return Err(("InventoryID", "'Inventory ID' cannot be empty.".into()));
                         }
                         if store.get("InventoryItem", &key_of(&[&item])).is_none() {
-                            return Err(("InventoryID", format!("'Inventory ID' cannot be found in the system. ({item})")));
+                            return Err((
+                                "InventoryID",
+                                format!("'Inventory ID' cannot be found in the system. ({item})"),
+                            ));
                         }
                         let qty = number(line, "OrderQty");
                         if qty < 0.0 {
@@ -644,7 +730,8 @@ pub fn put(
                         }
                         line.entry("OrderQty".to_string()).or_insert(json!(0.0));
                         line.entry("CuryDiscAmt".to_string()).or_insert(json!(0.0));
-                        let amount = number(line, "OrderQty") * number(line, "CuryUnitPrice") - number(line, "CuryDiscAmt");
+                        let amount = number(line, "OrderQty") * number(line, "CuryUnitPrice")
+                            - number(line, "CuryDiscAmt");
                         line.insert("CuryLineAmt".into(), money(amount));
                         Ok(())
                     },
@@ -678,23 +765,46 @@ pub fn put(
                         };
                         line.insert("OrigOrderType".into(), json!(order_type));
                         let order_nbr = text(line, "OrigOrderNbr");
-                        let Some(order) = store.get("SOOrder", &key_of(&[&order_type, &order_nbr])) else {
-                            return Err(("OrderNbr", format!("The sales order {order_type} {order_nbr} cannot be found in the system.")));
+                        let Some(order) = store.get("SOOrder", &key_of(&[&order_type, &order_nbr]))
+                        else {
+                            return Err((
+                                "OrderNbr",
+                                format!(
+                                    "The sales order {order_type} {order_nbr} cannot be found in the system."
+                                ),
+                            ));
                         };
                         if text(order, "CustomerID") != customer {
-                            return Err(("OrderNbr", "The order belongs to another customer.".into()));
+                            return Err((
+                                "OrderNbr",
+                                "The order belongs to another customer.".into(),
+                            ));
                         }
                         if matches!(text(order, "Status").as_str(), "L" | "C" | "H") {
-                            return Err(("OrderNbr", format!("The sales order {order_type} {order_nbr} cannot be shipped in its current status.")));
+                            return Err((
+                                "OrderNbr",
+                                format!(
+                                    "The sales order {order_type} {order_nbr} cannot be shipped in its current status."
+                                ),
+                            ));
                         }
                         let line_nbr = number(line, "OrigLineNbr");
                         let order_line = store
                             .table("SOLine")
                             .values()
-                            .find(|l| text(l, "OrderType") == order_type && text(l, "OrderNbr") == order_nbr && number(l, "LineNbr") == line_nbr)
+                            .find(|l| {
+                                text(l, "OrderType") == order_type
+                                    && text(l, "OrderNbr") == order_nbr
+                                    && number(l, "LineNbr") == line_nbr
+                            })
                             .cloned();
                         let Some(order_line) = order_line else {
-                            return Err(("OrderLineNbr", format!("The line {line_nbr} of the sales order {order_type} {order_nbr} cannot be found.")));
+                            return Err((
+                                "OrderLineNbr",
+                                format!(
+                                    "The line {line_nbr} of the sales order {order_type} {order_nbr} cannot be found."
+                                ),
+                            ));
                         };
                         line.insert("OrigLineNbr".into(), json!(line_nbr as i64));
                         line.insert("InventoryCD".into(), order_line["InventoryCD"].clone());
@@ -702,7 +812,11 @@ pub fn put(
                             line.insert("ShippedQty".into(), order_line["OrderQty"].clone());
                         }
                         if number(line, "ShippedQty") > number(&order_line, "OrderQty") {
-                            return Err(("ShippedQty", "The shipped quantity cannot be greater than the ordered quantity.".into()));
+                            return Err((
+                                "ShippedQty",
+                                "The shipped quantity cannot be greater than the ordered quantity."
+                                    .into(),
+                            ));
                         }
                         Ok(())
                     },
@@ -733,7 +847,10 @@ pub fn put(
     if !errors.is_empty() {
         return Err(Refusal::Invalid(errors));
     }
-    Ok(store.get(entity.table(), &row_key(entity.table(), &row)).cloned().unwrap_or(row))
+    Ok(store
+        .get(entity.table(), &row_key(entity.table(), &row))
+        .cloned()
+        .unwrap_or(row))
 }
 
 /// Order totals from its lines: line total − document discounts + freight + taxes (taxes and
@@ -741,7 +858,9 @@ pub fn put(
 /// itself sends them).
 pub fn recompute_order(store: &mut Store, order: &Row, changes: &mut Vec<Change>) {
     let key = row_key("SOOrder", order);
-    let Some(mut order) = store.get("SOOrder", &key).cloned() else { return };
+    let Some(mut order) = store.get("SOOrder", &key).cloned() else {
+        return;
+    };
     let lines = order_lines(store, &order);
     let line_total: f64 = lines.iter().map(|l| number(l, "CuryLineAmt")).sum();
     let extras = store.extras(&note_id(&order)).cloned().unwrap_or_default();
@@ -763,7 +882,10 @@ pub fn recompute_order(store: &mut Store, order: &Row, changes: &mut Vec<Change>
     let freight = number(&order, "CuryFreightTot");
     order.insert("CuryTaxTotal".into(), money(tax));
     order.insert("CuryDiscTot".into(), money(discount));
-    order.insert("CuryOrderTotal".into(), money(line_total - discount + freight + tax));
+    order.insert(
+        "CuryOrderTotal".into(),
+        money(line_total - discount + freight + tax),
+    );
     store.put_row("SOOrder", order, changes);
 }
 
@@ -796,7 +918,9 @@ fn write_details(
     check: &mut LineCheck<'_>,
 ) {
     for (index, item) in items.iter().enumerate() {
-        let Some(item) = item.as_object() else { continue };
+        let Some(item) = item.as_object() else {
+            continue;
+        };
         let here = |f: &str| {
             vec![
                 PathSeg::Field(details.name.to_string()),
@@ -809,10 +933,18 @@ fn write_details(
             existing_lines.iter().find(|r| note_id(r) == id).cloned()
         } else {
             match details.line_key {
-                LineKey::Auto => wrapped_i64(item, "LineNbr")
-                    .and_then(|n| existing_lines.iter().find(|r| number(r, "LineNbr") as i64 == n).cloned()),
-                LineKey::Field(f, column) => wrapped_str(item, f)
-                    .and_then(|v| existing_lines.iter().find(|r| text(r, column) == v).cloned()),
+                LineKey::Auto => wrapped_i64(item, "LineNbr").and_then(|n| {
+                    existing_lines
+                        .iter()
+                        .find(|r| number(r, "LineNbr") as i64 == n)
+                        .cloned()
+                }),
+                LineKey::Field(f, column) => wrapped_str(item, f).and_then(|v| {
+                    existing_lines
+                        .iter()
+                        .find(|r| text(r, column) == v)
+                        .cloned()
+                }),
             }
         };
         if item.get("delete").and_then(Value::as_bool) == Some(true) {
@@ -834,7 +966,12 @@ fn write_details(
         if existing.is_none() {
             match details.line_key {
                 LineKey::Auto => {
-                    let next = existing_lines.iter().map(|r| number(r, "LineNbr") as i64).max().unwrap_or(0) + 1;
+                    let next = existing_lines
+                        .iter()
+                        .map(|r| number(r, "LineNbr") as i64)
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
                     line.insert("LineNbr".into(), json!(next));
                 }
                 LineKey::Field(f, column) => {
@@ -858,12 +995,21 @@ fn write_details(
 }
 
 /// Deletes a record and its detail rows.
-pub fn delete(store: &mut Store, entity: Entity, row: &Row, changes: &mut Vec<Change>) -> Result<(), Refusal> {
+pub fn delete(
+    store: &mut Store,
+    entity: Entity,
+    row: &Row,
+    changes: &mut Vec<Change>,
+) -> Result<(), Refusal> {
     let key = row_key(entity.table(), row);
     match entity {
         Entity::StockItem => {
             let item = text(row, "InventoryCD");
-            if store.table("SOLine").values().any(|l| text(l, "InventoryCD") == item) {
+            if store
+                .table("SOLine")
+                .values()
+                .any(|l| text(l, "InventoryCD") == item)
+            {
                 return Err(Refusal::Forbidden(format!(
                     "The stock item {item} cannot be deleted because it is used in sales orders."
                 )));
@@ -874,7 +1020,11 @@ pub fn delete(store: &mut Store, entity: Entity, row: &Row, changes: &mut Vec<Ch
         }
         Entity::Customer => {
             let customer = text(row, "AcctCD");
-            if store.table("SOOrder").values().any(|o| text(o, "CustomerID") == customer) {
+            if store
+                .table("SOOrder")
+                .values()
+                .any(|o| text(o, "CustomerID") == customer)
+            {
                 return Err(Refusal::Forbidden(format!(
                     "The customer {customer} cannot be deleted because it has documents."
                 )));
@@ -882,11 +1032,9 @@ pub fn delete(store: &mut Store, entity: Entity, row: &Row, changes: &mut Vec<Ch
         }
         Entity::SalesOrder => {
             let (order_type, order_nbr) = (text(row, "OrderType"), text(row, "OrderNbr"));
-            if store
-                .table("SOShipLine")
-                .values()
-                .any(|l| text(l, "OrigOrderType") == order_type && text(l, "OrigOrderNbr") == order_nbr)
-            {
+            if store.table("SOShipLine").values().any(|l| {
+                text(l, "OrigOrderType") == order_type && text(l, "OrigOrderNbr") == order_nbr
+            }) {
                 return Err(Refusal::Forbidden(format!(
                     "The sales order {order_type} {order_nbr} cannot be deleted because it has shipments."
                 )));
@@ -897,7 +1045,9 @@ pub fn delete(store: &mut Store, entity: Entity, row: &Row, changes: &mut Vec<Ch
         }
         Entity::Shipment => {
             if text(row, "Status") == "C" {
-                return Err(Refusal::Forbidden("A confirmed shipment cannot be deleted.".into()));
+                return Err(Refusal::Forbidden(
+                    "A confirmed shipment cannot be deleted.".into(),
+                ));
             }
             let nbr = text(row, "ShipmentNbr");
             for table in ["SOShipLine", "SOPackageDetail"] {
@@ -917,7 +1067,13 @@ pub fn action_refusal(store: &Store, entity: Entity, action: &str, row: &Row) ->
         (Entity::Shipment, "ConfirmShipment") => match text(row, "Status").as_str() {
             "C" => Some("The shipment is already confirmed.".into()),
             "H" => Some("The shipment is on hold and cannot be confirmed.".into()),
-            _ if children(store, "SOShipLine", &[("ShipmentNbr", text(row, "ShipmentNbr"))]).is_empty() => {
+            _ if children(
+                store,
+                "SOShipLine",
+                &[("ShipmentNbr", text(row, "ShipmentNbr"))],
+            )
+            .is_empty() =>
+            {
                 Some("The shipment has no lines and cannot be confirmed.".into())
             }
             _ => None,
@@ -927,10 +1083,9 @@ pub fn action_refusal(store: &Store, entity: Entity, action: &str, row: &Row) ->
             match text(row, "Status").as_str() {
                 "L" => Some("The sales order is already canceled.".into()),
                 "C" => Some("A completed sales order cannot be canceled.".into()),
-                _ if store
-                    .table("SOShipLine")
-                    .values()
-                    .any(|l| text(l, "OrigOrderType") == order_type && text(l, "OrigOrderNbr") == order_nbr) =>
+                _ if store.table("SOShipLine").values().any(|l| {
+                    text(l, "OrigOrderType") == order_type && text(l, "OrigOrderNbr") == order_nbr
+                }) =>
                 {
                     Some("The sales order has shipments and cannot be canceled.".into())
                 }
@@ -942,7 +1097,13 @@ pub fn action_refusal(store: &Store, entity: Entity, action: &str, row: &Row) ->
 }
 
 /// Runs an action's effect as one transaction.
-pub fn run_action(store: &mut Store, entity: Entity, action: &str, key: &str, changes: &mut Vec<Change>) -> Result<(), String> {
+pub fn run_action(
+    store: &mut Store,
+    entity: Entity,
+    action: &str,
+    key: &str,
+    changes: &mut Vec<Change>,
+) -> Result<(), String> {
     let Some(row) = store.get(entity.table(), key).cloned() else {
         return Err("No entity satisfies the condition.".into());
     };
@@ -990,7 +1151,10 @@ fn confirm_shipment(store: &mut Store, mut shipment: Row, changes: &mut Vec<Chan
         }
     }
     for (order_type, order_nbr) in orders {
-        let Some(mut order) = store.get("SOOrder", &key_of(&[&order_type, &order_nbr])).cloned() else {
+        let Some(mut order) = store
+            .get("SOOrder", &key_of(&[&order_type, &order_nbr]))
+            .cloned()
+        else {
             continue;
         };
         let confirmed: BTreeSet<String> = store
@@ -1020,7 +1184,12 @@ fn confirm_shipment(store: &mut Store, mut shipment: Row, changes: &mut Vec<Chan
 
 /// A submitted entity with each refused field carrying its `error`, and the record's summary
 /// `error`, as a 422 reply carries it.
-pub fn annotate(entity: Entity, body: &Map<String, Value>, errors: &[(Vec<PathSeg>, String)], inserting: bool) -> Value {
+pub fn annotate(
+    entity: Entity,
+    body: &Map<String, Value>,
+    errors: &[(Vec<PathSeg>, String)],
+    inserting: bool,
+) -> Value {
     let mut out = Value::Object(body.clone());
     for (path, message) in errors {
         let mut node = &mut out;
@@ -1028,7 +1197,9 @@ pub fn annotate(entity: Entity, body: &Map<String, Value>, errors: &[(Vec<PathSe
             let last = i + 1 == path.len();
             node = match seg {
                 PathSeg::Field(name) => {
-                    let Some(object) = node.as_object_mut() else { break };
+                    let Some(object) = node.as_object_mut() else {
+                        break;
+                    };
                     let slot = object.entry(name.clone()).or_insert_with(|| json!({}));
                     if last {
                         if let Some(o) = slot.as_object_mut() {

@@ -97,7 +97,10 @@ pub fn to_column(map: &FieldMap, value: &Value) -> Result<Value, String> {
         },
         Conv::Bool => match value {
             Value::Bool(_) => Ok(value.clone()),
-            Value::String(s) => s.parse::<bool>().map(Value::Bool).map_err(|e| e.to_string()),
+            Value::String(s) => s
+                .parse::<bool>()
+                .map(Value::Bool)
+                .map_err(|e| e.to_string()),
             _ => Err("A boolean is expected.".into()),
         },
         Conv::Stamp => value
@@ -111,7 +114,12 @@ pub fn to_column(map: &FieldMap, value: &Value) -> Result<Value, String> {
                 .iter()
                 .find(|(code, display)| display.eq_ignore_ascii_case(text) || *code == text)
                 .map(|(code, _)| Value::String(code.to_string()))
-                .ok_or_else(|| format!("'{text}' is not a valid value for the '{}' field.", map.field))
+                .ok_or_else(|| {
+                    format!(
+                        "'{text}' is not a valid value for the '{}' field.",
+                        map.field
+                    )
+                })
         }
     }
 }
@@ -202,7 +210,10 @@ fn deep_merge(target: &mut Value, patch: &Value) {
                 if k == "error" {
                     continue;
                 }
-                let is_wrapped = v.as_object().map(|o| o.contains_key("value")).unwrap_or(false);
+                let is_wrapped = v
+                    .as_object()
+                    .map(|o| o.contains_key("value"))
+                    .unwrap_or(false);
                 if is_wrapped || !v.is_object() {
                     t.insert(k.clone(), strip_errors(v));
                 } else {

@@ -96,18 +96,27 @@ impl AcumaticaSim {
     pub fn router(self: &Arc<Self>) -> Router {
         let endpoint = api::ENDPOINT;
         let entities = Router::new()
-            .route(&format!("{endpoint}/{{entity}}"), get(api::list).put(api::put))
+            .route(
+                &format!("{endpoint}/{{entity}}"),
+                get(api::list).put(api::put),
+            )
             .route(
                 &format!("{endpoint}/{{entity}}/{{*rest}}"),
                 get(api::get_one).delete(api::delete_one).post(api::action),
             )
-            .route_layer(axum::middleware::from_fn_with_state(self.clone(), auth::require_session));
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::require_session,
+            ));
         let api = Router::new()
             .route("/entity/auth/login", post(auth::login))
             .route("/entity/auth/logout", post(auth::logout))
             .route("/identity/connect/token", post(auth::token))
             .merge(entities)
-            .route_layer(axum::middleware::from_fn_with_state(self.clone(), auth::limits))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::limits,
+            ))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.faults.clone(),
                 FaultInjector::middleware,

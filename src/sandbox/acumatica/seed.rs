@@ -10,20 +10,49 @@ use super::tables::Row;
 pub const WAREHOUSES: &[&str] = &["WHOLESALE", "RETAIL"];
 
 const ADJECTIVES: &[&str] = &[
-    "Classic", "Compact", "Deluxe", "Eco", "Heavy-Duty", "Mini", "Pro", "Smart", "Travel", "Ultra",
+    "Classic",
+    "Compact",
+    "Deluxe",
+    "Eco",
+    "Heavy-Duty",
+    "Mini",
+    "Pro",
+    "Smart",
+    "Travel",
+    "Ultra",
 ];
 const NOUNS: &[&str] = &[
-    "Backpack", "Bottle", "Desk Lamp", "Headphones", "Kettle", "Mug", "Notebook", "Speaker", "Tent", "Umbrella",
+    "Backpack",
+    "Bottle",
+    "Desk Lamp",
+    "Headphones",
+    "Kettle",
+    "Mug",
+    "Notebook",
+    "Speaker",
+    "Tent",
+    "Umbrella",
 ];
 const CUSTOMERS: &[(&str, &str, &str)] = &[
     ("ABCSTUDIOS", "ABC Studios Inc", "orders@abcstudios.example"),
-    ("COFFEESHOP", "Coffee Shop on Main", "owner@coffeeshop.example"),
-    ("GOODFOOD", "Good Food One Restaurant", "purchasing@goodfood.example"),
+    (
+        "COFFEESHOP",
+        "Coffee Shop on Main",
+        "owner@coffeeshop.example",
+    ),
+    (
+        "GOODFOOD",
+        "Good Food One Restaurant",
+        "purchasing@goodfood.example",
+    ),
     ("WEBGUEST", "Web Store Guest", "guest@webstore.example"),
 ];
 
 fn row(fields: &[(&str, Value)]) -> Row {
-    fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// Fills `store` with `items` stock items and the customers, as one transaction.

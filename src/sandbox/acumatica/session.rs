@@ -37,6 +37,12 @@ pub struct AcumaticaOptions {
     /// Requests per minute (0: no limit). Past half of it, each request is delayed by
     /// 60 s / limit.
     pub requests_per_minute: u64,
+    /// Delay given to each request past half the per-minute limit; none: 60 s / limit (the
+    /// pace that keeps the client within the limit). Tests shorten it.
+    pub throttle_delay_ms: Option<u64>,
+    /// Time every request spends inside the simulated server, holding its concurrency slot
+    /// (0: none); lets tests and benches see queueing.
+    pub processing_ms: u64,
     /// A session or token unused for this long is gone (401), and frees its licence slot.
     pub session_idle_timeout_ms: u64,
     /// Lifetime of an OAuth 2.0 access token.
@@ -55,6 +61,8 @@ impl Default for AcumaticaOptions {
             max_queued_requests: 20,
             queue_timeout_ms: 600_000,
             requests_per_minute: 1200,
+            throttle_delay_ms: None,
+            processing_ms: 0,
             session_idle_timeout_ms: 600_000,
             access_token_lifetime_secs: 3600,
             action_duration_ms: 200,
@@ -188,7 +196,10 @@ impl Sessions {
     pub fn open_sessions(&self) -> Vec<(SessionKind, String)> {
         let mut sessions = self.sessions.lock().unwrap();
         self.drop_expired(&mut sessions);
-        sessions.values().map(|s| (s.kind, s.user.clone())).collect()
+        sessions
+            .values()
+            .map(|s| (s.kind, s.user.clone()))
+            .collect()
     }
 
     fn drop_expired(&self, sessions: &mut HashMap<String, Session>) {
@@ -275,12 +286,17 @@ impl Sessions {
     }
 
     pub fn session_user(&self, token: &str) -> Option<String> {
-        self.sessions.lock().unwrap().get(token).map(|s| s.user.clone())
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(token)
+            .map(|s| s.user.clone())
     }
 
     /// Counts a request in the per-minute window; returns how long to delay it.
     pub fn per_minute_delay(&self) -> Duration {
-        let limit = self.options().requests_per_minute;
+        let options = self.options();
+        let limit = options.requests_per_minute;
         let now = Instant::now();
         let mut recent = self.recent.lock().unwrap();
         while recent
@@ -302,7 +318,7 @@ impl Sessions {
             }
         });
         if delayed {
-            Duration::from_millis(60_000 / limit)
+            Duration::from_millis(options.throttle_delay_ms.unwrap_or(60_000 / limit))
         } else {
             Duration::ZERO
         }
@@ -327,7 +343,9 @@ impl Sessions {
                     }
                     let running = gate.running;
                     drop(gate);
-                    self.count(|c| c.peak_concurrent_requests = c.peak_concurrent_requests.max(running));
+                    self.count(|c| {
+                        c.peak_concurrent_requests = c.peak_concurrent_requests.max(running)
+                    });
                     return Ok(Slot { sessions: self });
                 }
                 if !queued {

@@ -20,7 +20,16 @@ pub enum FieldKind {
 }
 
 /// Fields every entity has (the spec's `Entity` schema) and the detail-row `delete` flag.
-const ENTITY_FIELDS: &[&str] = &["id", "rowNumber", "note", "custom", "error", "files", "_links", "delete"];
+const ENTITY_FIELDS: &[&str] = &[
+    "id",
+    "rowNumber",
+    "note",
+    "custom",
+    "error",
+    "files",
+    "_links",
+    "delete",
+];
 
 pub fn fields(schema: &str) -> &'static [(&'static str, FieldKind)] {
     SCHEMAS
@@ -126,7 +135,10 @@ fn check_entity_field(name: &str, value: &Value, path: &str) -> Result<(), BindE
     } else {
         Err(BindError {
             path: path.to_string(),
-            text: format!("Error converting value {} for '{name}'. Path '{path}'.", describe(value)),
+            text: format!(
+                "Error converting value {} for '{name}'. Path '{path}'.",
+                describe(value)
+            ),
         })
     }
 }
@@ -173,7 +185,9 @@ fn check_wrapped(kind: FieldKind, value: &Value, path: &str) -> Result<(), BindE
         (FieldKind::Int, Value::Number(n)) => n.is_i64(),
         (FieldKind::Int, Value::String(s)) => s.trim().parse::<i64>().is_ok(),
         (FieldKind::Bool, Value::Bool(_)) => true,
-        (FieldKind::Bool, Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "false"),
+        (FieldKind::Bool, Value::String(s)) => {
+            matches!(s.to_ascii_lowercase().as_str(), "true" | "false")
+        }
         (FieldKind::DateTime, Value::String(s)) => parse_datetime(s).is_some(),
         (FieldKind::Guid, Value::String(s)) => is_guid(s),
         _ => false,
@@ -200,7 +214,11 @@ pub fn parse_datetime(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(dt.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, format) {
             return Some(Utc.from_utc_datetime(&naive));
         }
