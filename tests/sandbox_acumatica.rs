@@ -1242,3 +1242,24 @@ async fn the_seed_decides_the_data() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_filter_is_refused_rather_than_ignored_until_the_odata_parser_is_wired_in() {
+    let sandbox = start().await;
+    let client = signed_in(&sandbox).await;
+    let (status, error) = get_json(
+        &client,
+        &url(
+            &sandbox,
+            "StockItem?$filter=LastModifiedDateTime%20gt%20datetimeoffset'2026-01-01T00:00:00Z'",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["exceptionMessage"]
+            .as_str()
+            .unwrap()
+            .contains("$filter")
+    );
+}
