@@ -651,7 +651,10 @@ async fn put_inserts_then_updates_by_key_and_if_none_match_or_if_match_give_412(
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["DefaultPrice"]["value"], 15.0);
     assert_eq!(updated["Description"]["value"], "A new item");
-    assert!(updated["LastModifiedDateTime"]["value"].as_str().unwrap() > first_stamp.as_str());
+    assert!(
+        updated["LastModifiedDateTime"]["value"].as_str().unwrap() > first_stamp.as_str(),
+        "{first_stamp} {updated}"
+    );
     assert_eq!(updated["id"], created["id"]);
     let count = state(&sandbox).await["entities"]["stock_items"]
         .as_array()

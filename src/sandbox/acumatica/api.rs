@@ -546,7 +546,12 @@ fn action_status(sim: &AcumaticaSim, job: &str, here: &str) -> Response {
     }
 }
 
-/// Anything under the endpoint no route matched.
-pub async fn unknown(uri: OriginalUri) -> Response {
+/// Any path no route matched: counted like the API's own requests, answered 404.
+pub async fn unknown(
+    State(sim): State<Arc<AcumaticaSim>>,
+    method: axum::http::Method,
+    uri: OriginalUri,
+) -> Response {
+    sim.faults.count(format!("{method} {}", uri.0.path()));
     errors::not_found(&uri.0.to_string())
 }

@@ -110,9 +110,11 @@ impl Store {
         &mut self.rng
     }
 
-    /// Now, strictly after every stamp given before, so two writes never share a stamp.
+    /// Now, in whole milliseconds (the precision stamps are stored with) and strictly after
+    /// every stamp given before, so two writes never share a stamp.
     pub fn now(&mut self) -> DateTime<Utc> {
         let mut now = Utc::now();
+        now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         if now <= self.last_stamp {
             now = self.last_stamp + Duration::milliseconds(1);
         }
