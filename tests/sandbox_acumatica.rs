@@ -265,7 +265,7 @@ async fn an_idle_session_expires_with_401_and_frees_its_slot() {
     let options = SandboxOptions {
         acumatica: AcumaticaOptions {
             max_sessions: 1,
-            session_idle_timeout_ms: 300,
+            session_idle_timeout_ms: 1000,
             ..AcumaticaOptions::default()
         },
         ..SandboxOptions::default()
@@ -276,7 +276,7 @@ async fn an_idle_session_expires_with_401_and_frees_its_slot() {
         get_json(&client, &url(&sandbox, "Customer")).await.0,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
         get_json(&client, &url(&sandbox, "Customer")).await.0,
         StatusCode::UNAUTHORIZED
@@ -412,21 +412,57 @@ async fn oauth_password_and_refresh_grants_give_bearer_tokens() {
 
 // ---------------------------------------------------------------- limits
 
+/// Sends `n` requests at once while each holds its slot for a long time, waits (on the
+/// counters, not the clock) until every one is running, queued or declined, then lets them
+/// finish quickly; returns their statuses.
+async fn burst(
+    sandbox: &Sandbox,
+    client: &reqwest::Client,
+    n: usize,
+    settled: impl Fn(&Value) -> bool,
+) -> Vec<StatusCode> {
+    set_limits(sandbox, json!({ "processing_ms": 1500 })).await;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let client = client.clone();
+            let url = url(sandbox, "Customer");
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = state(sandbox).await;
+        if settled(&s["sessions"]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the burst never settled: {}",
+            s["sessions"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    set_limits(sandbox, json!({ "processing_ms": 0 })).await;
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
+
 #[tokio::test]
 async fn requests_over_the_concurrency_limit_queue_and_past_the_queue_are_declined() {
     let sandbox = start().await;
     let client = signed_in(&sandbox).await;
     set_limits(
         &sandbox,
-        json!({ "max_concurrent_requests": 1, "max_queued_requests": 2, "processing_ms": 300 }),
+        json!({ "max_concurrent_requests": 1, "max_queued_requests": 2 }),
     )
     .await;
-    let requests = (0..5).map(|_| {
-        let client = client.clone();
-        let url = url(&sandbox, "Customer");
-        async move { client.get(url).send().await.unwrap().status() }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
+    let statuses = burst(&sandbox, &client, 5, |s| {
+        s["running_requests"] == 1 && s["queued_requests"] == 2 && s["requests_declined"] == 2
+    })
+    .await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let declined = statuses
         .iter()
@@ -444,17 +480,11 @@ async fn requests_over_the_concurrency_limit_queue_and_past_the_queue_are_declin
 async fn more_than_twenty_waiting_requests_are_declined_by_default() {
     let sandbox = start().await;
     let client = signed_in(&sandbox).await;
-    set_limits(
-        &sandbox,
-        json!({ "max_concurrent_requests": 2, "processing_ms": 400 }),
-    )
+    set_limits(&sandbox, json!({ "max_concurrent_requests": 2 })).await;
+    let statuses = burst(&sandbox, &client, 25, |s| {
+        s["running_requests"] == 2 && s["queued_requests"] == 20 && s["requests_declined"] == 3
+    })
     .await;
-    let requests = (0..25).map(|_| {
-        let client = client.clone();
-        let url = url(&sandbox, "Customer");
-        async move { client.get(url).send().await.unwrap().status() }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
     let declined = statuses
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
@@ -913,6 +943,7 @@ async fn poll(client: &reqwest::Client, location: &str) -> Vec<StatusCode> {
 #[tokio::test]
 async fn a_shipment_is_confirmed_by_an_action_polled_from_202_to_204() {
     let sandbox = start().await;
+    set_limits(&sandbox, json!({ "action_duration_ms": 800 })).await;
     let client = signed_in(&sandbox).await;
     let qty_before = state(&sandbox).await["tables"]["INSiteStatus"]
         .as_array()
