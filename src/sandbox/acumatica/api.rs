@@ -20,7 +20,7 @@ use super::data::key_of;
 use super::entities::{self, Entity, Expand, PutMode, Refusal};
 use super::errors;
 use super::tables::Row;
-use super::validate::{self, check_entity, is_guid};
+use super::validate::{check_entity, is_guid};
 
 pub const ENDPOINT: &str = "/entity/Default/24.200.001";
 
@@ -145,11 +145,15 @@ fn shape(
 /// OData parser of part 2 (`odata.rs`) plugs in here; until it does, a filter is refused
 /// rather than ignored (ignoring it would return records the client did not ask for).
 fn filter_matches(_filter: &str, _record: &Map<String, Value>) -> Result<bool, Response> {
-    Err(errors::exception(
+    Err(filter_refused())
+}
+
+fn filter_refused() -> Response {
+    errors::exception(
         StatusCode::BAD_REQUEST,
         "The sandbox does not evaluate $filter on contract-based entities yet.",
         "System.NotSupportedException",
-    ))
+    )
 }
 
 /// A record's top-level values unwrapped, as a filter reads them.
@@ -368,23 +372,20 @@ pub async fn put(
         Ok(e) => e,
         Err(r) => return r,
     };
-    let mut options = match options(query.as_deref()) {
+    let options = match options(query.as_deref()) {
         Ok(o) => o,
         Err(r) => return r,
     };
+    if options.filter.is_some() {
+        // A PUT may name its record by $filter; that needs the OData parser too.
+        return filter_refused();
+    }
     let body = match parse_body(&body, entity.name()) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    // The reply carries the linked entities and details the request sent.
-    for (name, _) in body.iter() {
-        if matches!(
-            validate::field_kind(entity.name(), name),
-            Some(validate::FieldKind::Object(_)) | Some(validate::FieldKind::Array(_))
-        ) {
-            options.expand.0.insert(name.clone());
-        }
-    }
+    // Contract version 4: the reply carries only the linked entities and details `$expand`
+    // lists, even those the request sent.
     let row = {
         let mut store = sim.store.lock().unwrap();
         let inserting = entities::find(&store, entity, &body).is_none();
