@@ -130,6 +130,23 @@ impl Store {
         self.tables.get(table).and_then(|rows| rows.get(key))
     }
 
+    /// Rows whose leading key fields equal `parent` (an item's warehouses, an order's lines),
+    /// found by key range rather than a scan, in line-number order.
+    pub fn children(&self, table: &str, parent: &[&str]) -> Vec<Row> {
+        let mut prefix = parent.join("\u{1f}");
+        prefix.push('\u{1f}');
+        let mut rows: Vec<Row> = self.tables[table]
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .map(|(_, row)| row.clone())
+            .collect();
+        rows.sort_by(|a, b| {
+            let n = |r: &Row| r.get("LineNbr").and_then(Value::as_f64).unwrap_or(0.0);
+            n(a).total_cmp(&n(b))
+        });
+        rows
+    }
+
     pub fn find_by_note_id(&self, table: &str, note_id: &str) -> Option<&Row> {
         self.tables[table]
             .values()

@@ -236,14 +236,10 @@ fn money(n: f64) -> Value {
     json!((n * 100.0).round() / 100.0)
 }
 
-/// Child rows of a parent, in key order.
+/// Child rows of a parent (the parent columns are the child table's leading key fields).
 fn children(store: &Store, table: &str, parent: &[(&str, String)]) -> Vec<Row> {
-    store
-        .table(table)
-        .values()
-        .filter(|row| parent.iter().all(|(col, val)| text(row, col) == *val))
-        .cloned()
-        .collect()
+    let values: Vec<&str> = parent.iter().map(|(_, v)| v.as_str()).collect();
+    store.children(table, &values)
 }
 
 fn render_child(schema: &str, maps: &[FieldMap], store: &Store, row: &Row, n: usize) -> Value {
