@@ -589,11 +589,9 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Turns serde's wording into the connector's: the full key, and for an unknown key the
 /// closest known one.
 fn explain_serde_error(path: &str, message: &str) -> (Option<String>, String) {
-    let path = if path == "." {
-        String::new()
-    } else {
-        path.to_string()
-    };
+    // `toml::Spanned` shows up in serde's path as a private field: not part of the key.
+    let path = path.replace(".$__serde_spanned_private_value", "");
+    let path = if path == "." { String::new() } else { path };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (unknown, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
@@ -628,5 +626,12 @@ fn explain_serde_error(path: &str, message: &str) -> (Option<String>, String) {
         return (Some(key), "missing required key".to_string());
     }
     let key = if path.is_empty() { None } else { Some(path) };
-    (key, message.trim().to_string())
+    let message = message
+        .trim()
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected u64", "expected a whole number of 0 or more");
+    (key, message)
 }

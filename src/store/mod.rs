@@ -11,7 +11,10 @@ use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
 
 /// The migrations, oldest first. Append only: a released file never changes.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/001_initial.sql"),
+    include_str!("../../migrations/002_receiver.sql"),
+];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -103,6 +106,36 @@ pub struct QueueCounts {
     pub failed: u64,
     pub dead: u64,
     pub skipped: u64,
+}
+
+/// A message to queue (either direction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    pub direction: &'static str,
+    pub entity: &'static str,
+    pub natural_key: String,
+    /// The record's last-modified time, UTC, RFC 3339 with milliseconds: compares as text.
+    pub version: String,
+    pub dedupe_key: String,
+    /// `upsert` or `delete`.
+    pub operation: &'static str,
+    pub payload: String,
+}
+
+/// What one batch of pushed messages became.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EnqueueOutcome {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
+
+/// The outcome of committing several requests' messages in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushCommit {
+    /// Stored (as `pending` when active, `held` when paused); one outcome per batch.
+    Stored(Vec<EnqueueOutcome>),
+    /// The state refuses pushes (stopped or uninitialized): nothing was stored.
+    Refused(LifecycleState),
 }
 
 pub struct Store {
@@ -211,6 +244,140 @@ impl Store {
         &self.path
     }
 
+    /// Makes every commit wait for the disk (`synchronous=FULL`): for writes acknowledged to
+    /// another system, such as the receiver's 200.
+    pub fn set_durable(&self) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "synchronous", "FULL")
+    }
+
+    /// Commits pushed messages of several requests in one transaction (group commit), after
+    /// reading the life-cycle state in the same transaction: active → `pending`, paused →
+    /// `held`, anything else → nothing stored. Duplicates (same dedupe key) are stored once.
+    /// An upsert supersedes delete candidates of the same record that are not newer (the two
+    /// halves of an update split over two requests).
+    pub fn commit_pushed(&mut self, batches: &[Vec<NewMessage>]) -> rusqlite::Result<PushCommit> {
+        let tx = self.conn.transaction()?;
+        let state: String =
+            tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
+        let status = match LifecycleState::parse(&state) {
+            LifecycleState::Active => "pending",
+            LifecycleState::Paused => "held",
+            other => return Ok(PushCommit::Refused(other)),
+        };
+        let at = now();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
+                                       payload, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )?;
+            let mut supersede = tx.prepare_cached(
+                "UPDATE messages SET status = 'skipped', last_error = 'superseded by a newer upsert', updated_at = ?4
+                 WHERE entity = ?1 AND natural_key = ?2 AND operation = 'delete'
+                   AND status IN ('pending', 'held') AND version <= ?3",
+            )?;
+            let mut count = tx.prepare_cached(
+                "INSERT INTO receiver_counters (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            )?;
+            let mut totals = EnqueueOutcome::default();
+            for batch in batches {
+                let mut outcome = EnqueueOutcome::default();
+                for m in batch {
+                    let inserted = insert.execute(params![
+                        m.direction,
+                        m.entity,
+                        m.natural_key,
+                        m.version,
+                        m.dedupe_key,
+                        m.operation,
+                        m.payload,
+                        status,
+                        at
+                    ])?;
+                    if inserted == 0 {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    outcome.accepted += 1;
+                    if m.operation == "upsert" {
+                        supersede.execute(params![m.entity, m.natural_key, m.version, at])?;
+                    }
+                }
+                totals.accepted += outcome.accepted;
+                totals.duplicates += outcome.duplicates;
+                outcomes.push(outcome);
+            }
+            count.execute(params!["accepted", totals.accepted as i64])?;
+            count.execute(params!["duplicates", totals.duplicates as i64])?;
+        }
+        tx.commit()?;
+        Ok(PushCommit::Stored(outcomes))
+    }
+
+    /// Adds to the receiver's counters (rejections are counted in memory and flushed here).
+    pub fn add_receiver_counts(&self, counts: &[(String, u64)]) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO receiver_counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        )?;
+        for (name, n) in counts {
+            stmt.execute(params![name, *n as i64])?;
+        }
+        Ok(())
+    }
+
+    pub fn receiver_counts(&self) -> rusqlite::Result<std::collections::BTreeMap<String, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, value FROM receiver_counters ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|r| r.map(|(k, v)| (k, v.max(0) as u64))).collect()
+    }
+
+    /// Asks the batch path to re-read `entities` from `since` (or everything).
+    pub fn request_catch_up(
+        &self,
+        entities: &[&str],
+        since: Option<&str>,
+        reason: &str,
+    ) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO catch_up_requests (entity, since, reason, requested_at) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let at = now();
+        for entity in entities {
+            stmt.execute(params![entity, since, reason, at])?;
+        }
+        Ok(())
+    }
+
+    /// Open catch-up requests: (entity, since, reason).
+    pub fn open_catch_ups(&self) -> rusqlite::Result<Vec<(String, Option<String>, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT entity, since, reason FROM catch_up_requests WHERE done_at IS NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect()
+    }
+
+    /// Messages of one entity and record, oldest first: (operation, version, status).
+    pub fn messages_for(
+        &self,
+        entity: &str,
+        natural_key: &str,
+    ) -> rusqlite::Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT operation, version, status FROM messages WHERE entity = ?1 AND natural_key = ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![entity, natural_key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        rows.collect()
+    }
+
     pub fn schema_version(&self) -> rusqlite::Result<usize> {
         let v: i64 = self
             .conn
@@ -315,5 +482,99 @@ impl Store {
             params![entity, watermark, now()],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state/connector.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_new_store_is_migrated_in_wal_mode_and_uninitialized() {
+        let (_dir, store) = temp_store();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        assert_eq!(
+            store.lifecycle().unwrap().state,
+            LifecycleState::Uninitialized
+        );
+        assert_eq!(store.queue_counts().unwrap(), QueueCounts::default());
+    }
+
+    #[test]
+    fn transitions_are_recorded_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.transition(LifecycleState::Active, "init").unwrap();
+            let stopped = store
+                .transition(LifecycleState::Stopped, "deactivate --stop")
+                .unwrap();
+            assert_eq!(stopped.stopped_at.as_deref(), Some(stopped.since.as_str()));
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.lifecycle().unwrap().state, LifecycleState::Stopped);
+        let history = store.transitions(10).unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(
+            (
+                history[0].from.as_str(),
+                history[0].to.as_str(),
+                history[0].command.as_str()
+            ),
+            ("active", "stopped", "deactivate --stop")
+        );
+        assert_eq!(history[1].from, "uninitialized");
+    }
+
+    #[test]
+    fn an_empty_database_from_before_the_first_migration_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE unrelated (x INTEGER);")
+            .unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let (_dir, store) = temp_store();
+        assert_eq!(store.cursor("items").unwrap(), None);
+        store.set_cursor("items", "2026-11-26T10:00:00Z").unwrap();
+        store.set_cursor("items", "2026-11-26T11:00:00Z").unwrap();
+        assert_eq!(
+            store.cursor("items").unwrap().as_deref(),
+            Some("2026-11-26T11:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_truncated_header_is_not_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        std::fs::write(&path, b"SQLite format").unwrap();
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::NotSqlite { .. })
+        ));
     }
 }

@@ -1,0 +1,564 @@
+//! The Acumatica client every flow uses: a small pool of sessions (each one API user), the
+//! licence limits kept on the client side, re-login on 401, retries with backoff, and logout
+//! of every session when the work is done.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::error::{AcumaticaError, error_message};
+use crate::config::{AcumaticaAuth, Config};
+use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
+use crate::secret::Secret;
+
+/// How a write may treat an existing record (`PUT` is insert-or-update by key otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// `If-None-Match: *` — insert only; 412 if the record exists.
+    InsertOnly,
+    /// `If-Match: *` — update only; 412 if it does not.
+    UpdateOnly,
+}
+
+/// A reply, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self, method: &str, path: &str) -> Result<Value, AcumaticaError> {
+        if self.body.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&self.body).map_err(|e| AcumaticaError::BadReply {
+            method: method.to_string(),
+            path: path.to_string(),
+            message: format!("not JSON ({e})"),
+        })
+    }
+}
+
+struct Login {
+    auth: AcumaticaAuth,
+    username: String,
+    password: Secret,
+    tenant: String,
+    branch: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    logged_in: bool,
+    /// Bumped at each login, so concurrent 401s on one session log in once.
+    generation: u64,
+    bearer: Option<Secret>,
+    refresh_token: Option<Secret>,
+}
+
+struct Session {
+    http: reqwest::Client,
+    state: Mutex<SessionState>,
+}
+
+pub struct AcumaticaClient {
+    site: String,
+    entity_base: String,
+    login: Login,
+    sessions: Vec<Session>,
+    next_session: AtomicUsize,
+    limiter: RequestLimiter,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for AcumaticaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcumaticaClient")
+            .field("site", &self.site)
+            .field("user", &self.login.username)
+            .field("tenant", &self.login.tenant)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl AcumaticaClient {
+    /// A client for the configured tenant. Nothing is sent until the first request.
+    pub fn new(config: &Config) -> anyhow::Result<AcumaticaClient> {
+        let a = &config.acumatica;
+        let password = config.require(&a.password, "acumatica.password")?.clone();
+        let client_secret = match a.auth {
+            AcumaticaAuth::Oauth2 => Some(
+                config
+                    .require(&a.client_secret, "acumatica.client_secret")?
+                    .clone(),
+            ),
+            AcumaticaAuth::Session => None,
+        };
+        let sessions = (0..a.max_sessions)
+            .map(|_| {
+                let http = reqwest::Client::builder()
+                    .cookie_store(true)
+                    .timeout(Duration::from_secs(120))
+                    .connect_timeout(Duration::from_secs(15))
+                    .user_agent(concat!("connector/", env!("CARGO_PKG_VERSION")))
+                    .build()?;
+                Ok(Session {
+                    http,
+                    state: Mutex::new(SessionState::default()),
+                })
+            })
+            .collect::<Result<Vec<_>, reqwest::Error>>()?;
+        Ok(AcumaticaClient {
+            site: a.url.clone(),
+            entity_base: format!("{}/entity/{}/{}", a.url, a.endpoint, a.endpoint_version),
+            login: Login {
+                auth: a.auth,
+                username: a.username.clone(),
+                password,
+                tenant: a.tenant.clone(),
+                branch: a.branch.clone(),
+                client_id: a.client_id.clone(),
+                client_secret,
+            },
+            sessions,
+            next_session: AtomicUsize::new(0),
+            limiter: RequestLimiter::new(a.max_concurrent_requests, Some(a.requests_per_minute)),
+            backoff: Backoff::default(),
+        })
+    }
+
+    /// Replaces the retry policy (tests use short waits).
+    pub fn with_backoff(mut self, backoff: Backoff) -> AcumaticaClient {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The site URL (`acumatica.url`).
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// `GET` on the contract-based endpoint: `path` is relative to it, query included
+    /// (`/StockItem?$filter=…`).
+    pub async fn get(&self, path: &str) -> Result<Value, AcumaticaError> {
+        let url = format!("{}{}", self.entity_base, path);
+        let reply = self.send(Method::GET, &url, None, None, true).await?;
+        reply.json("GET", path)
+    }
+
+    /// `PUT` (insert-or-update by key) on the contract-based endpoint; returns the record.
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &Value,
+        precondition: Option<Precondition>,
+    ) -> Result<Value, AcumaticaError> {
+        let url = format!("{}{}", self.entity_base, path);
+        let reply = self
+            .send(Method::PUT, &url, Some(body), precondition, true)
+            .await?;
+        reply.json("PUT", path)
+    }
+
+    /// `DELETE` on the contract-based endpoint.
+    pub async fn delete(&self, path: &str) -> Result<(), AcumaticaError> {
+        let url = format!("{}{}", self.entity_base, path);
+        self.send(Method::DELETE, &url, None, None, true).await?;
+        Ok(())
+    }
+
+    /// Invokes an action (`POST /{Entity}/{Action}`) and waits for it: 202 + `Location` is
+    /// polled until it answers 204.
+    pub async fn invoke(
+        &self,
+        entity: &str,
+        action: &str,
+        body: &Value,
+    ) -> Result<(), AcumaticaError> {
+        let path = format!("/{entity}/{action}");
+        let url = format!("{}{}", self.entity_base, path);
+        // Not retried on 5xx: the action may have run.
+        let reply = self
+            .send(Method::POST, &url, Some(body), None, false)
+            .await?;
+        if reply.status == 204 || reply.status == 200 {
+            return Ok(());
+        }
+        let location = reply
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| AcumaticaError::BadReply {
+                method: "POST".into(),
+                path: path.clone(),
+                message: format!("{} without a Location to poll", reply.status),
+            })?;
+        let poll_url = url::Url::parse(&self.site)
+            .and_then(|site| site.join(location))
+            .map_err(|e| AcumaticaError::BadReply {
+                method: "POST".into(),
+                path: path.clone(),
+                message: format!("Location {location:?} is not a URL ({e})"),
+            })?
+            .to_string();
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..600 {
+            tokio::time::sleep(wait).await;
+            let poll = self.send(Method::GET, &poll_url, None, None, true).await?;
+            match poll.status {
+                204 | 200 => return Ok(()),
+                202 => wait = (wait * 2).min(Duration::from_secs(2)),
+                other => {
+                    return Err(AcumaticaError::Http {
+                        method: "GET".into(),
+                        path: location.to_string(),
+                        status: other,
+                        message: error_message(&poll.body),
+                        body: serde_json::from_str(&poll.body).ok(),
+                    });
+                }
+            }
+        }
+        Err(AcumaticaError::GaveUp {
+            method: "POST".into(),
+            path,
+            attempts: 600,
+            last: "the action was still running".into(),
+        })
+    }
+
+    /// Sends a request to any URL of the site with a session, honouring limits, re-logging in
+    /// once on 401 and retrying what can be retried. Non-2xx replies become errors.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        precondition: Option<Precondition>,
+        idempotent: bool,
+    ) -> Result<Reply, AcumaticaError> {
+        let path = url.strip_prefix(&self.site).unwrap_or(url).to_string();
+        let index = self.next_session.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let session = &self.sessions[index];
+        let mut generation = self.ensure_logged_in(session).await?;
+        let mut relogged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = session.http.request(method.clone(), url);
+            if let Some(bearer) = &session.state.lock().await.bearer {
+                request = request.bearer_auth(bearer.expose());
+            }
+            request = request.header(header::ACCEPT, "application/json");
+            match precondition {
+                Some(Precondition::InsertOnly) => {
+                    request = request.header(header::IF_NONE_MATCH, "*")
+                }
+                Some(Precondition::UpdateOnly) => request = request.header(header::IF_MATCH, "*"),
+                None => {}
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let permit = self.limiter.acquire().await;
+            let outcome = request.send().await;
+            let outcome = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    response.text().await.map(|body| (status, headers, body))
+                }
+                Err(e) => Err(e),
+            };
+            drop(permit);
+
+            let (status, headers, text) = match outcome {
+                Ok(reply) => reply,
+                Err(e) => {
+                    // Not sent at all: always safe to retry. Sent but cut: only if idempotent.
+                    let retry = e.is_connect() || idempotent;
+                    if retry && attempt < self.backoff.attempts {
+                        tracing::debug!(%path, attempt, "Acumatica request failed: {e}; retrying");
+                        tokio::time::sleep(self.backoff.delay(attempt, None)).await;
+                        continue;
+                    }
+                    let message = describe_transport(&e);
+                    return Err(if attempt > 1 {
+                        AcumaticaError::GaveUp {
+                            method: method.to_string(),
+                            path,
+                            attempts: attempt,
+                            last: message,
+                        }
+                    } else {
+                        AcumaticaError::Transport {
+                            method: method.to_string(),
+                            path,
+                            message,
+                        }
+                    });
+                }
+            };
+
+            if status.is_success() || status.is_redirection() {
+                return Ok(Reply {
+                    status: status.as_u16(),
+                    headers,
+                    body: text,
+                });
+            }
+            if status == StatusCode::UNAUTHORIZED && !relogged {
+                // The session expired (or the server restarted): log in again, once.
+                tracing::debug!(%path, "Acumatica answered 401; logging in again");
+                generation = self.relogin(session, generation).await?;
+                relogged = true;
+                attempt -= 1;
+                continue;
+            }
+            let login_limit = text.contains("API Login Limit");
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || login_limit
+                || (status.is_server_error() && idempotent);
+            if retryable && attempt < self.backoff.attempts {
+                let wait = self.backoff.delay(attempt, retry_after(&headers));
+                tracing::debug!(%path, attempt, status = status.as_u16(), ?wait, "retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let message = error_message(&text);
+            if retryable {
+                return Err(AcumaticaError::GaveUp {
+                    method: method.to_string(),
+                    path,
+                    attempts: attempt,
+                    last: format!("{}: {message}", status.as_u16()),
+                });
+            }
+            return Err(AcumaticaError::Http {
+                method: method.to_string(),
+                path,
+                status: status.as_u16(),
+                message,
+                body: serde_json::from_str(&text).ok(),
+            });
+        }
+    }
+
+    /// Logs the session in if it is not; returns its login generation.
+    async fn ensure_logged_in(&self, session: &Session) -> Result<u64, AcumaticaError> {
+        let mut state = session.state.lock().await;
+        if !state.logged_in {
+            self.login(session, &mut state).await?;
+        }
+        Ok(state.generation)
+    }
+
+    /// Logs in again unless another request already did since `seen_generation`.
+    async fn relogin(
+        &self,
+        session: &Session,
+        seen_generation: u64,
+    ) -> Result<u64, AcumaticaError> {
+        let mut state = session.state.lock().await;
+        if state.generation == seen_generation {
+            state.logged_in = false;
+            self.login(session, &mut state).await?;
+        }
+        Ok(state.generation)
+    }
+
+    async fn login(
+        &self,
+        session: &Session,
+        state: &mut SessionState,
+    ) -> Result<(), AcumaticaError> {
+        let path = match self.login.auth {
+            AcumaticaAuth::Session => "/entity/auth/login",
+            AcumaticaAuth::Oauth2 => "/identity/connect/token",
+        };
+        // OAuth 2.0: a refresh token first when there is one; the password grant if it is refused.
+        let mut refresh = state.refresh_token.take();
+        let url = format!("{}{}", self.site, path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = match self.login.auth {
+                AcumaticaAuth::Session => {
+                    let mut body = serde_json::json!({
+                        "name": self.login.username,
+                        "password": self.login.password.expose(),
+                        "tenant": self.login.tenant,
+                    });
+                    if let Some(branch) = &self.login.branch {
+                        body["branch"] = Value::String(branch.clone());
+                    }
+                    session.http.post(&url).json(&body)
+                }
+                AcumaticaAuth::Oauth2 => {
+                    let client_secret = self.login.client_secret.as_ref().map(Secret::expose);
+                    let mut form = vec![
+                        (
+                            "client_id",
+                            self.login.client_id.as_deref().unwrap_or_default(),
+                        ),
+                        ("client_secret", client_secret.unwrap_or_default()),
+                        ("scope", "api offline_access"),
+                    ];
+                    match &refresh {
+                        Some(token) => {
+                            form.push(("grant_type", "refresh_token"));
+                            form.push(("refresh_token", token.expose()));
+                        }
+                        None => {
+                            form.push(("grant_type", "password"));
+                            form.push(("username", &self.login.username));
+                            form.push(("password", self.login.password.expose()));
+                        }
+                    }
+                    session.http.post(&url).form(&form)
+                }
+            };
+            let permit = self.limiter.acquire().await;
+            let outcome = request.send().await;
+            let outcome = match outcome {
+                Ok(r) => {
+                    let status = r.status();
+                    let headers = r.headers().clone();
+                    r.text().await.map(|t| (status, headers, t))
+                }
+                Err(e) => Err(e),
+            };
+            drop(permit);
+            let (status, headers, text) = match outcome {
+                Ok(x) => x,
+                Err(e) if attempt < self.backoff.attempts => {
+                    tracing::debug!("Acumatica login failed: {e}; retrying");
+                    tokio::time::sleep(self.backoff.delay(attempt, None)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(AcumaticaError::Transport {
+                        method: "POST".into(),
+                        path: path.into(),
+                        message: describe_transport(&e),
+                    });
+                }
+            };
+            if status.is_success() {
+                if self.login.auth == AcumaticaAuth::Oauth2 {
+                    let token: Value =
+                        serde_json::from_str(&text).map_err(|e| AcumaticaError::BadReply {
+                            method: "POST".into(),
+                            path: path.into(),
+                            message: format!("token reply is not JSON ({e})"),
+                        })?;
+                    let access =
+                        token["access_token"]
+                            .as_str()
+                            .ok_or_else(|| AcumaticaError::BadReply {
+                                method: "POST".into(),
+                                path: path.into(),
+                                message: "token reply has no access_token".into(),
+                            })?;
+                    state.bearer = Some(Secret::new(access));
+                    state.refresh_token = token["refresh_token"].as_str().map(Secret::new);
+                }
+                state.logged_in = true;
+                state.generation += 1;
+                return Ok(());
+            }
+            // Over the licence's API-user limit: 429, or 500 with "API Login Limit".
+            let over_limit =
+                status == StatusCode::TOO_MANY_REQUESTS || text.contains("API Login Limit");
+            let refused = matches!(status.as_u16(), 400 | 401 | 403)
+                || (!over_limit && text.to_ascii_lowercase().contains("credentials"));
+            if refused {
+                if refresh.take().is_some() {
+                    // The refresh token expired or was revoked: the password grant instead.
+                    continue;
+                }
+                return Err(AcumaticaError::LoginRejected {
+                    url: self.site.clone(),
+                    user: self.login.username.clone(),
+                    tenant: self.login.tenant.clone(),
+                    message: error_message(&text),
+                });
+            }
+            if (over_limit || status.is_server_error()) && attempt < self.backoff.attempts {
+                let wait = self.backoff.delay(attempt, retry_after(&headers));
+                tracing::info!(
+                    status = status.as_u16(),
+                    ?wait,
+                    "Acumatica login refused for now (licence limit?); retrying"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let message = error_message(&text);
+            return Err(if over_limit {
+                AcumaticaError::GaveUp {
+                    method: "POST".into(),
+                    path: path.into(),
+                    attempts: attempt,
+                    last: format!(
+                        "API login limit reached ({message}); free a session or raise acumatica.max_sessions in the licence"
+                    ),
+                }
+            } else {
+                AcumaticaError::Http {
+                    method: "POST".into(),
+                    path: path.into(),
+                    status: status.as_u16(),
+                    message,
+                    body: None,
+                }
+            });
+        }
+    }
+
+    /// Logs out every open session. Call it on every path out — an abandoned session holds a
+    /// licence slot for about ten minutes. Errors are logged, not returned: there is nothing
+    /// left to do about them.
+    pub async fn close(&self) {
+        for session in &self.sessions {
+            let mut state = session.state.lock().await;
+            if !state.logged_in {
+                continue;
+            }
+            let mut request = session
+                .http
+                .post(format!("{}/entity/auth/logout", self.site));
+            if let Some(bearer) = &state.bearer {
+                request = request.bearer_auth(bearer.expose());
+            }
+            let permit = self.limiter.acquire().await;
+            match request.send().await {
+                Ok(r) if r.status().is_success() || r.status() == StatusCode::UNAUTHORIZED => {}
+                Ok(r) => tracing::warn!("Acumatica logout answered {}", r.status()),
+                Err(e) => tracing::warn!("Acumatica logout failed: {}", describe_transport(&e)),
+            }
+            drop(permit);
+            *state = SessionState::default();
+        }
+    }
+
+    /// Sessions this client holds open right now.
+    pub async fn open_sessions(&self) -> usize {
+        let mut open = 0;
+        for session in &self.sessions {
+            if session.state.lock().await.logged_in {
+                open += 1;
+            }
+        }
+        open
+    }
+}

@@ -1,0 +1,152 @@
+//! What can go wrong talking to Acumatica, typed where a caller must branch.
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcumaticaError {
+    /// The credentials were refused (not retried: retrying would not help and can lock the user).
+    #[error(
+        "Acumatica refused the login of user `{user}` to tenant `{tenant}` at {url}: {message}; check acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD) and acumatica.tenant"
+    )]
+    LoginRejected {
+        url: String,
+        user: String,
+        tenant: String,
+        message: String,
+    },
+    /// Acumatica answered with an error that retrying will not fix.
+    #[error("{method} {path}: Acumatica answered {status}: {message}")]
+    Http {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+        /// The reply body, when it was JSON (validation errors live inside the entity).
+        body: Option<Value>,
+    },
+    /// Retryable failures continued past the last try.
+    #[error("{method} {path}: Acumatica still failing after {attempts} tries: {last}")]
+    GaveUp {
+        method: String,
+        path: String,
+        attempts: u32,
+        last: String,
+    },
+    /// Acumatica could not be reached at all.
+    #[error("{method} {path}: cannot reach Acumatica: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// A reply that is not what the API describes.
+    #[error("{method} {path}: unexpected reply from Acumatica: {message}")]
+    BadReply {
+        method: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl AcumaticaError {
+    /// The HTTP status Acumatica answered, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AcumaticaError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// `If-Match` / `If-None-Match` failed: the record exists (or not) contrary to the request.
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status() == Some(412)
+    }
+}
+
+/// The most useful sentence in an Acumatica error body: `exceptionMessage` beats the generic
+/// `message` ("An error has occurred."), and per-field `error`s inside a returned entity are
+/// listed with their field names.
+pub fn error_message(body: &str) -> String {
+    let Ok(json) = serde_json::from_str::<Value>(body) else {
+        let text = body.trim();
+        return if text.is_empty() {
+            "(empty reply)".to_string()
+        } else if text.starts_with('<') {
+            "(an HTML page, probably from a proxy in front of Acumatica)".to_string()
+        } else {
+            text.chars().take(300).collect()
+        };
+    };
+    let mut field_errors = Vec::new();
+    collect_field_errors(&json, "", &mut field_errors);
+    if !field_errors.is_empty() {
+        return field_errors.join("; ");
+    }
+    for key in ["exceptionMessage", "message", "error_description", "error"] {
+        if let Some(text) = json.get(key).and_then(Value::as_str)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_string();
+        }
+    }
+    json.to_string().chars().take(300).collect()
+}
+
+fn collect_field_errors(value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(err)) = map.get("error")
+                && !path.is_empty()
+            {
+                out.push(format!("{path}: {err}"));
+            }
+            for (key, child) in map {
+                if key == "error" {
+                    continue;
+                }
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                collect_field_errors(child, &child_path, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_field_errors(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exception_message_beats_the_generic_one() {
+        let body = r#"{"message":"An error has occurred.","exceptionMessage":"Invalid credentials.","exceptionType":"PX.Data.PXException"}"#;
+        assert_eq!(error_message(body), "Invalid credentials.");
+    }
+
+    #[test]
+    fn field_errors_inside_the_entity_are_named() {
+        let body = r#"{"id":"x","CustomerID":{"value":"C1","error":"'Customer' cannot be found in the system."},"Details":[{"InventoryID":{"value":"X","error":"Unknown item"}}]}"#;
+        assert_eq!(
+            error_message(body),
+            "CustomerID: 'Customer' cannot be found in the system.; Details[0].InventoryID: Unknown item"
+        );
+    }
+
+    #[test]
+    fn html_and_empty_bodies_are_described() {
+        assert!(error_message("<html>502</html>").contains("HTML"));
+        assert_eq!(error_message(""), "(empty reply)");
+    }
+}

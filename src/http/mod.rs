@@ -1,0 +1,197 @@
+//! HTTP plumbing both API clients share: how long to wait before a retry, and how many
+//! requests may be in flight or sent per minute. Nothing here knows either API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Exponential backoff with full jitter, bounded in attempts; a server's `Retry-After` wins
+/// when it asks for longer.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    /// Delay scale of the first retry.
+    pub base: Duration,
+    /// No single wait is longer than this.
+    pub max: Duration,
+    /// Tries in all, the first included.
+    pub attempts: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+            attempts: 6,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before try number `attempt + 1` (`attempt` counts from 1).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(
+                1u32.checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
+            .min(self.max);
+        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
+        match retry_after {
+            Some(asked) => asked.min(self.max).max(jittered),
+            None => jittered,
+        }
+    }
+}
+
+/// Reads a `Retry-After` header: delay-seconds or an HTTP-date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Caps requests in flight and paces them to a per-minute rate. Pacing is even (one request
+/// every 60/rate seconds) rather than bursty, because Acumatica delays every request once a
+/// client has used half of its per-minute allowance.
+pub struct RequestLimiter {
+    in_flight: Arc<Semaphore>,
+    interval: Option<Duration>,
+    next_slot: Mutex<Option<Instant>>,
+}
+
+/// Held while a request is in flight.
+pub struct RequestPermit {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl RequestLimiter {
+    pub fn new(max_in_flight: u32, requests_per_minute: Option<u32>) -> RequestLimiter {
+        RequestLimiter {
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1) as usize)),
+            interval: requests_per_minute
+                .filter(|rpm| *rpm > 0)
+                .map(|rpm| Duration::from_secs_f64(60.0 / rpm as f64)),
+            next_slot: Mutex::new(None),
+        }
+    }
+
+    /// Waits for a free slot and for the request's turn in the per-minute pace.
+    pub async fn acquire(&self) -> RequestPermit {
+        let permit = self
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the limiter's semaphore is never closed");
+        if let Some(interval) = self.interval {
+            let start = {
+                let mut next = self.next_slot.lock().await;
+                let now = Instant::now();
+                let start = next.map_or(now, |slot| slot.max(now));
+                *next = Some(start + interval);
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        RequestPermit { _permit: permit }
+    }
+}
+
+/// A transport failure in one line: what kind, and every cause. reqwest's text can name the
+/// URL, never credentials (they travel in headers and bodies).
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the reply was cut off"
+    } else {
+        "request failed"
+    };
+    let mut message = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            attempts: 10,
+        };
+        assert!(b.delay(1, None) <= Duration::from_millis(100));
+        assert!(b.delay(1, None) >= Duration::from_millis(50));
+        assert!(b.delay(4, None) >= Duration::from_millis(400));
+        assert!(b.delay(30, None) <= Duration::from_secs(1));
+        assert!(b.delay(1, Some(Duration::from_millis(700))) >= Duration::from_millis(700));
+        assert_eq!(
+            b.delay(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_paces_requests_evenly() {
+        let limiter = RequestLimiter::new(100, Some(600)); // one every 100 ms
+        let start = Instant::now();
+        for _ in 0..11 {
+            drop(limiter.acquire().await);
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_caps_requests_in_flight() {
+        let limiter = Arc::new(RequestLimiter::new(2, None));
+        let a = limiter.acquire().await;
+        let _b = limiter.acquire().await;
+        let waiting = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { drop(limiter.acquire().await) })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a third request went out with two in flight"
+        );
+        drop(a);
+        waiting.await.unwrap();
+    }
+}

@@ -1,0 +1,150 @@
+//! What can go wrong talking to Magento, typed where a caller must branch.
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MagentoError {
+    /// 401: Magento cannot tell a bad token from a missing permission, so both are named.
+    #[error(
+        "{method} {path}: Magento refused the credentials (401: {message}). Either the integration's token was revoked or is wrong (magento.access_token / CONNECTOR_MAGENTO_ACCESS_TOKEN), the integration lacks the ACL resource this call needs (System > Integrations > API), or, with magento.auth = \"bearer\" on Magento 2.4.4 or later, \"Allow OAuth Access Tokens to be used as standalone Bearer tokens\" is off (use it, or magento.auth = \"oauth1\")"
+    )]
+    Unauthorized {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// Magento answered with an error that retrying will not fix.
+    #[error("{method} {path}: Magento answered {status}: {message}")]
+    Http {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+        body: Option<Value>,
+    },
+    #[error("{method} {path}: Magento still failing after {attempts} tries: {last}")]
+    GaveUp {
+        method: String,
+        path: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("{method} {path}: cannot reach Magento: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+    },
+    #[error("{method} {path}: unexpected reply from Magento: {message}")]
+    BadReply {
+        method: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl MagentoError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            MagentoError::Http { status, .. } => Some(*status),
+            MagentoError::Unauthorized { .. } => Some(401),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+/// Magento's error message with its placeholders filled: `%1` from a `parameters` array,
+/// `%name` from a `parameters` object.
+pub fn error_message(body: &str) -> String {
+    let Ok(json) = serde_json::from_str::<Value>(body) else {
+        let text = body.trim();
+        return if text.is_empty() {
+            "(empty reply)".to_string()
+        } else if text.starts_with('<') {
+            "(an HTML page, probably from a proxy or the web server in front of Magento)".into()
+        } else {
+            text.chars().take(300).collect()
+        };
+    };
+    let Some(message) = json.get("message").and_then(Value::as_str) else {
+        return json.to_string().chars().take(300).collect();
+    };
+    fill_placeholders(message, json.get("parameters"))
+}
+
+fn fill_placeholders(message: &str, parameters: Option<&Value>) -> String {
+    let value_text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = message.to_string();
+    match parameters {
+        Some(Value::Array(items)) => {
+            // Highest index first, so %1 does not eat the start of %10.
+            for (i, item) in items.iter().enumerate().rev() {
+                out = out.replace(&format!("%{}", i + 1), &value_text(item));
+            }
+        }
+        Some(Value::Object(map)) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+            for key in keys {
+                out = out.replace(&format!("%{key}"), &value_text(&map[key]));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A 400 that is a database deadlock or lock timeout between concurrent product saves:
+/// worth another try.
+pub fn is_transient_400(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("deadlock")
+        || m.contains("serialization failure")
+        || m.contains("lock wait timeout")
+        || m.trim_end_matches('.') == "unable to save product"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_from_arrays_and_objects() {
+        assert_eq!(
+            error_message(
+                r#"{"message":"The \"%1\" product wasn't found.","parameters":["AB-1"]}"#
+            ),
+            "The \"AB-1\" product wasn't found."
+        );
+        assert_eq!(
+            error_message(
+                r#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"Magento_Catalog::products"}}"#
+            ),
+            "The consumer isn't authorized to access Magento_Catalog::products."
+        );
+        assert_eq!(
+            error_message(
+                r#"{"message":"%1 and %10","parameters":["a","b","c","d","e","f","g","h","i","j"]}"#
+            ),
+            "a and j"
+        );
+    }
+
+    #[test]
+    fn deadlocks_are_transient_and_validation_errors_are_not() {
+        assert!(is_transient_400(
+            "SQLSTATE[40001]: Serialization failure: 1213 Deadlock found when trying to get lock; try restarting transaction"
+        ));
+        assert!(is_transient_400("Unable to save product"));
+        assert!(!is_transient_400(
+            "URL key for specified store already exists."
+        ));
+    }
+}
