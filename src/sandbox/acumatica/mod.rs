@@ -15,6 +15,7 @@ pub mod data;
 pub mod entities;
 pub mod errors;
 pub mod mapping;
+pub mod odata;
 pub mod schema;
 pub mod seed;
 pub mod session;
