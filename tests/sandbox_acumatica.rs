@@ -1285,23 +1285,133 @@ async fn the_seed_decides_the_data() {
     );
 }
 
+fn filtered(sandbox: &Sandbox, entity: &str, filter: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+    url(sandbox, &format!("{entity}?$filter={encoded}"))
+}
+
 #[tokio::test]
-async fn a_filter_is_refused_rather_than_ignored_until_the_odata_parser_is_wired_in() {
+async fn filter_selects_records_by_field_date_and_linked_entity() {
     let sandbox = start().await;
     let client = signed_in(&sandbox).await;
-    let (status, error) = get_json(
+    let (status, one) = get_json(
         &client,
-        &url(
+        &filtered(&sandbox, "StockItem", "InventoryID eq 'SB00003'"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["InventoryID"]["value"], "SB00003");
+
+    // The batch path: what changed after a watermark.
+    let (_, all) = get_json(&client, &url(&sandbox, "StockItem")).await;
+    let newest = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["LastModifiedDateTime"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .max()
+        .unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/__sandbox/items/SB00007", sandbox.acumatica_url))
+        .json(&json!({"price": 1.23}))
+        .send()
+        .await
+        .unwrap();
+    let watermark = newest.replace("+00:00", "Z");
+    let (status, changed) = get_json(
+        &client,
+        &filtered(
             &sandbox,
-            "StockItem?$filter=LastModifiedDateTime%20gt%20datetimeoffset'2026-01-01T00:00:00Z'",
+            "StockItem",
+            &format!("LastModifiedDateTime gt datetimeoffset'{watermark}'"),
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        error["exceptionMessage"]
-            .as_str()
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let ids: Vec<&str> = changed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InventoryID"]["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["SB00007"]);
+
+    // A date compared with a bare string is refused, as Acumatica refuses it.
+    let (status, error) = get_json(
+        &client,
+        &filtered(
+            &sandbox,
+            "StockItem",
+            &format!("LastModifiedDateTime gt '{watermark}'"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(error["exceptionMessage"].is_string());
+    let (status, _) = get_json(&client, &filtered(&sandbox, "StockItem", "Colour eq 'red'")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    // By a linked entity's field, and $top counts filtered records.
+    put_json(
+        &client,
+        &url(&sandbox, "Customer"),
+        &json!({"CustomerID": {"value": "MAGE0002"}, "CustomerName": {"value": "Jo"}, "MainContact": {"Email": {"value": "jo@example.com"}}}),
+    )
+    .await;
+    let (_, found) = get_json(
+        &client,
+        &filtered(
+            &sandbox,
+            "Customer",
+            "MainContact/Email eq 'JO@example.com'",
+        ),
+    )
+    .await;
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["CustomerID"]["value"], "MAGE0002");
+    let (_, top) = get_json(
+        &client,
+        &format!(
+            "{}&$top=2&$skip=1",
+            filtered(&sandbox, "StockItem", "DefaultPrice ge 0")
+        ),
+    )
+    .await;
+    assert_eq!(top.as_array().unwrap().len(), 2);
+    assert_eq!(top[0]["InventoryID"]["value"], "SB00002");
+}
+
+#[tokio::test]
+async fn a_put_with_a_filter_updates_the_record_it_names() {
+    let sandbox = start().await;
+    let client = signed_in(&sandbox).await;
+    put_json(&client, &url(&sandbox, "SalesOrder"), &order_body()).await;
+    let (_, found) = get_json(
+        &client,
+        &filtered(&sandbox, "SalesOrder", "CustomerOrder eq '000000123'"),
+    )
+    .await;
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    let (status, updated) = put_json(
+        &client,
+        &filtered(&sandbox, "SalesOrder", "CustomerOrder eq '000000123'"),
+        &json!({"Description": {"value": "found by filter"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["OrderNbr"]["value"], "000001");
+    assert_eq!(updated["Description"]["value"], "found by filter");
+    assert_eq!(
+        state(&sandbox).await["entities"]["sales_orders"]
+            .as_array()
             .unwrap()
-            .contains("$filter")
+            .len(),
+        1
     );
 }

@@ -16,11 +16,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AcumaticaSim;
+use super::data::Store;
 use super::data::key_of;
 use super::entities::{self, Entity, Expand, PutMode, Refusal};
 use super::errors;
+use super::odata;
 use super::tables::Row;
-use super::validate::{check_entity, is_guid};
+use super::validate::{self, FieldKind, check_entity, is_guid};
 
 pub const ENDPOINT: &str = "/entity/Default/24.200.001";
 
@@ -141,31 +143,80 @@ fn shape(
     Value::Object(out)
 }
 
-/// `$filter`: whether a record (its top-level values, unwrapped) satisfies the filter. The
-/// OData parser of part 2 (`odata.rs`) plugs in here; until it does, a filter is refused
-/// rather than ignored (ignoring it would return records the client did not ask for).
-fn filter_matches(_filter: &str, _record: &Map<String, Value>) -> Result<bool, Response> {
-    Err(filter_refused())
+/// A parsed and checked `$filter` for one entity (part 2's OData parser, `odata.rs`).
+struct EntityFilter {
+    filter: odata::Filter,
+    entity: Entity,
 }
 
-fn filter_refused() -> Response {
-    errors::exception(
-        StatusCode::BAD_REQUEST,
-        "The sandbox does not evaluate $filter on contract-based entities yet.",
-        "System.NotSupportedException",
-    )
+/// The filter type of a contract field (`MainContact/Email` looks inside the linked entity).
+fn field_type(schema: &str, field: &str) -> Option<odata::FieldType> {
+    let (head, rest) = match field.split_once('/') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (field, None),
+    };
+    match (validate::field_kind(schema, head)?, rest) {
+        (FieldKind::Object(inner), Some(rest)) => field_type(inner, rest),
+        (FieldKind::Str, None) => Some(odata::FieldType::String),
+        (FieldKind::Decimal | FieldKind::Int, None) => Some(odata::FieldType::Number),
+        (FieldKind::Bool, None) => Some(odata::FieldType::Boolean),
+        (FieldKind::DateTime, None) => Some(odata::FieldType::DateTime),
+        (FieldKind::Guid, None) => Some(odata::FieldType::Guid),
+        _ => None,
+    }
 }
 
-/// A record's top-level values unwrapped, as a filter reads them.
-fn flat(record: &Map<String, Value>) -> Map<String, Value> {
-    record
-        .iter()
-        .filter_map(|(k, v)| match v {
-            Value::Object(o) if o.is_empty() => Some((k.clone(), Value::Null)),
-            Value::Object(o) => o.get("value").map(|inner| (k.clone(), inner.clone())),
-            _ => None,
-        })
-        .collect()
+fn filter_error(e: odata::FilterError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(e.body())).into_response()
+}
+
+impl EntityFilter {
+    fn parse(entity: Entity, text: &str) -> Result<EntityFilter, Response> {
+        let filter = odata::parse(text).map_err(filter_error)?;
+        filter
+            .check(&|f| field_type(entity.name(), f))
+            .map_err(filter_error)?;
+        Ok(EntityFilter { filter, entity })
+    }
+
+    /// Whether the record of `row` passes, judged on its top-level values and those of its
+    /// linked entities (`MainContact/Email`), unwrapped.
+    fn matches(&self, store: &Store, row: &Row) -> Result<bool, Response> {
+        let linked: Vec<String> = validate::fields(self.entity.name())
+            .iter()
+            .filter(|(_, kind)| matches!(kind, FieldKind::Object(_)))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let record = entities::render(
+            store,
+            self.entity,
+            row,
+            1,
+            &Expand(linked.into_iter().collect()),
+        );
+        let mut flat = Row::new();
+        flatten("", &record, &mut flat);
+        self.filter
+            .matches(&flat, &|f| field_type(self.entity.name(), f))
+            .map_err(filter_error)
+    }
+}
+
+fn flatten(prefix: &str, record: &Map<String, Value>, out: &mut Row) {
+    for (name, value) in record {
+        let Value::Object(object) = value else {
+            continue;
+        };
+        let key = format!("{prefix}{name}");
+        if object.is_empty() {
+            out.insert(key, Value::Null);
+        } else if let Some(inner) = object.get("value") {
+            out.insert(key, inner.clone());
+        } else if name != "custom" {
+            flatten(&format!("{key}/"), object, out);
+        }
+    }
 }
 
 pub async fn list(
@@ -182,26 +233,36 @@ pub async fn list(
         Ok(o) => o,
         Err(r) => return r,
     };
+    let filter = match options
+        .filter
+        .as_deref()
+        .map(|f| EntityFilter::parse(entity, f))
+        .transpose()
+    {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let rows: Vec<Row> = {
         let store = sim.store.lock().unwrap();
-        store.table(entity.table()).values().cloned().collect()
+        let all = store.table(entity.table()).values();
+        let mut kept = Vec::new();
+        for row in all {
+            if let Some(filter) = &filter {
+                match filter.matches(&store, row) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(r) => return r,
+                }
+            }
+            kept.push(row.clone());
+        }
+        kept
     };
     let mut page = Vec::new();
     let mut matched = 0;
     for row in &rows {
         if page.len() >= options.top.unwrap_or(usize::MAX) {
             break;
-        }
-        if let Some(filter) = &options.filter {
-            let record = {
-                let store = sim.store.lock().unwrap();
-                entities::render(&store, entity, row, 1, &Expand::parse(None))
-            };
-            match filter_matches(filter, &flat(&record)) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(response) => return response,
-            }
         }
         matched += 1;
         if matched > options.skip {
@@ -277,12 +338,13 @@ pub async fn get_one(
     let Some(row) = lookup(&sim, entity, &target) else {
         return errors::no_entity();
     };
-    if let Some(filter) = &options.filter {
-        let record = {
-            let store = sim.store.lock().unwrap();
-            entities::render(&store, entity, &row, 1, &Expand::parse(None))
+    if let Some(text) = &options.filter {
+        let filter = match EntityFilter::parse(entity, text) {
+            Ok(f) => f,
+            Err(r) => return r,
         };
-        match filter_matches(filter, &flat(&record)) {
+        let store = sim.store.lock().unwrap();
+        match filter.matches(&store, &row) {
             Ok(true) => {}
             Ok(false) => return errors::no_entity(),
             Err(response) => return response,
@@ -376,14 +438,36 @@ pub async fn put(
         Ok(o) => o,
         Err(r) => return r,
     };
-    if options.filter.is_some() {
-        // A PUT may name its record by $filter; that needs the OData parser too.
-        return filter_refused();
-    }
-    let body = match parse_body(&body, entity.name()) {
+    let mut body = match parse_body(&body, entity.name()) {
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(text) = &options.filter {
+        // `$filter` names the record to update; none matching: the body is inserted.
+        let filter = match EntityFilter::parse(entity, text) {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let store = sim.store.lock().unwrap();
+        let mut found = Vec::new();
+        for row in store.table(entity.table()).values() {
+            match filter.matches(&store, row) {
+                Ok(true) => found.push(row.get("NoteID").cloned().unwrap_or(Value::Null)),
+                Ok(false) => {}
+                Err(r) => return r,
+            }
+        }
+        if found.len() > 1 {
+            return errors::exception(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "More than one entity satisfies the condition.",
+                "PX.Api.ContractBased.MoreThanOneEntitySatisfiesTheConditionException",
+            );
+        }
+        if let Some(id) = found.pop() {
+            body.insert("id".into(), id);
+        }
+    }
     // Contract version 4: the reply carries only the linked entities and details `$expand`
     // lists, even those the request sent.
     let row = {
