@@ -374,7 +374,16 @@ pub async fn delete_one(
         }
         Err(refusal) => {
             store.rollback(changes);
-            refusal_response(entity, &Map::new(), refusal, false)
+            // The description declares no 400 for DELETE: a refused delete is the
+            // application's exception, 500.
+            match refusal {
+                Refusal::Forbidden(text) => errors::exception(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("Error: {text}"),
+                    "PX.Data.PXException",
+                ),
+                other => refusal_response(entity, &Map::new(), other, false),
+            }
         }
     }
 }
