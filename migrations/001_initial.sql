@@ -55,6 +55,7 @@ CREATE TABLE mappings (
     magento_key     TEXT NOT NULL,
     line_mappings   TEXT,                -- JSON: Magento item_id <-> Acumatica line
     payload_hash    TEXT,                -- hash of the last outbound payload acknowledged with 2xx
+    version         TEXT,                -- version of the record last delivered (UTC, RFC 3339)
     synced_at       TEXT NOT NULL,
     PRIMARY KEY (entity, acumatica_key)
 );

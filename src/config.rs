@@ -50,6 +50,52 @@ pub struct Config {
     pub receiver: ReceiverConfig,
     pub sync: SyncConfig,
     pub entities: EntitiesConfig,
+    pub items: ItemsConfig,
+    pub inventory: InventoryConfig,
+}
+
+/// `[items]`: how a stock item becomes a Magento product.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ItemsConfig {
+    /// Attribute set of new products (4 is Magento's "Default").
+    pub attribute_set_id: u32,
+    /// Websites new products are assigned to.
+    pub website_ids: Vec<u32>,
+    /// Visibility of new products: 1 not visible, 2 catalog, 3 search, 4 catalog and search.
+    pub visibility: u32,
+    /// Fields written on create only, so merchandisers' edits in Magento survive:
+    /// any of "name", "description", "weight".
+    pub create_only: Vec<String>,
+}
+
+impl Default for ItemsConfig {
+    fn default() -> Self {
+        ItemsConfig {
+            attribute_set_id: 4,
+            website_ids: vec![1],
+            visibility: 4,
+            create_only: vec!["name".into(), "description".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantityKind {
+    OnHand,
+    Available,
+}
+
+/// `[inventory]`: which warehouses count and which quantity is sent.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// Acumatica warehouses whose quantities are summed; empty: all.
+    pub warehouses: Vec<String>,
+    /// "on_hand" or "available"; default: on_hand for MSI (Magento's reservations already
+    /// subtract open orders), available for legacy stock.
+    pub quantity: Option<QuantityKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +213,10 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     entities: EntitiesConfig,
+    #[serde(default)]
+    items: ItemsConfig,
+    #[serde(default)]
+    inventory: InventoryConfig,
 }
 
 #[derive(Deserialize)]
@@ -539,6 +589,35 @@ impl Config {
             overlap_seconds: s.overlap_seconds,
         };
 
+        for field in &raw.items.create_only {
+            if !["name", "description", "weight"].contains(&field.as_str()) {
+                return Err(at(
+                    None,
+                    Some("items.create_only".into()),
+                    format!(
+                        "{field:?} is not a product field the connector writes; use any of \"name\", \"description\", \"weight\""
+                    ),
+                ));
+            }
+        }
+        if !(1..=4).contains(&raw.items.visibility) {
+            return Err(at(
+                None,
+                Some("items.visibility".into()),
+                format!(
+                    "{} is not a Magento visibility; use 1 (not visible) to 4 (catalog and search)",
+                    raw.items.visibility
+                ),
+            ));
+        }
+        if raw.items.website_ids.is_empty() {
+            return Err(at(
+                None,
+                Some("items.website_ids".into()),
+                "must name at least one website (Magento's main website is 1)".into(),
+            ));
+        }
+
         let store = StoreConfig {
             path: base.join(raw.store.path.get_ref()),
             retention_days: raw.store.retention_days,
@@ -552,7 +631,19 @@ impl Config {
             receiver,
             sync,
             entities: raw.entities,
+            items: raw.items,
+            inventory: raw.inventory,
         })
+    }
+
+    /// The quantity sent to Magento: configured, or the one that fits the inventory API.
+    pub fn quantity_kind(&self) -> QuantityKind {
+        self.inventory
+            .quantity
+            .unwrap_or(match self.magento.inventory_api {
+                InventoryApi::Msi => QuantityKind::OnHand,
+                InventoryApi::Legacy => QuantityKind::Available,
+            })
     }
 
     /// A secret the running command needs, or the error that says where to set it.

@@ -94,6 +94,31 @@ impl Entity {
         }
     }
 
+    /// Every column of the entity's Generic Inquiry: what its flow needs, so a delivery needs
+    /// no extra read, plus the key and version columns.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Entity::Items => &[
+                "InventoryID",
+                "Description",
+                "ItemStatus",
+                "BaseWeight",
+                "BasePrice",
+                "LastModifiedDateTime",
+            ],
+            Entity::Prices => &["InventoryID", "BasePrice", "LastModifiedDateTime"],
+            Entity::Inventory => &[
+                "InventoryID",
+                "WarehouseID",
+                "QtyOnHand",
+                "QtyAvailable",
+                "LastModifiedDateTime",
+            ],
+            Entity::Shipments => &["ShipmentNbr", "Status", "ShipVia", "LastModifiedDateTime"],
+            Entity::Customers | Entity::Orders => &[],
+        }
+    }
+
     /// The GI column holding the record's last-modified time: the version that orders the
     /// push path and the batch path against each other.
     pub fn version_column(self) -> &'static str {

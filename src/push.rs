@@ -116,6 +116,31 @@ fn natural_key(entity: Entity, row: &Map<String, Value>) -> Result<String, Strin
     })
 }
 
+/// A GI row's natural key and version (UTC). Both paths use it: push rows and the rows the
+/// batch path reads over OData. `fallback` stands in for an empty version column.
+pub fn key_and_version(
+    entity: Entity,
+    row: &Value,
+    tz: chrono_tz::Tz,
+    fallback: Option<DateTime<Utc>>,
+) -> Result<(String, DateTime<Utc>), String> {
+    let map = row
+        .as_object()
+        .ok_or_else(|| "row is not an object".to_string())?;
+    let key = natural_key(entity, map)?;
+    let column = entity.version_column();
+    let version = match map.get(column) {
+        Some(Value::String(s)) => Some(
+            parse_datetime(s, tz).ok_or_else(|| format!("{column} {s:?} is not a date-time"))?,
+        ),
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(format!("{column} is not a string")),
+    }
+    .or(fallback)
+    .ok_or_else(|| format!("neither {column} nor TimeStamp gives a version"))?;
+    Ok((key, version))
+}
+
 /// Parses one notification body into queue messages.
 pub fn parse(body: &[u8], prefix: &str, tz: chrono_tz::Tz) -> Result<Vec<PushMessage>, PushError> {
     let json: Value =
@@ -161,36 +186,12 @@ pub fn parse(body: &[u8], prefix: &str, tz: chrono_tz::Tz) -> Result<Vec<PushMes
                 index,
                 message,
             };
-            let map = row
-                .as_object()
-                .ok_or_else(|| row_err("row is not an object".into()))?;
-            let key = natural_key(entity, map).map_err(row_err)?;
+            let (key, version) =
+                key_and_version(entity, row, tz, fallback_version).map_err(row_err)?;
             if operation == Operation::DeleteCandidate && upserted_keys.contains(&key) {
                 // The old half of an update whose new half is in this same request.
                 continue;
             }
-            let version = match map.get(entity.version_column()) {
-                Some(Value::String(s)) => Some(parse_datetime(s, tz).ok_or_else(|| {
-                    row_err(format!(
-                        "{} {s:?} is not a date-time",
-                        entity.version_column()
-                    ))
-                })?),
-                Some(Value::Null) | None => None,
-                Some(_) => {
-                    return Err(row_err(format!(
-                        "{} is not a string",
-                        entity.version_column()
-                    )));
-                }
-            }
-            .or(fallback_version)
-            .ok_or_else(|| {
-                row_err(format!(
-                    "neither {} nor TimeStamp gives a version",
-                    entity.version_column()
-                ))
-            })?;
             if operation == Operation::Upsert {
                 upserted_keys.insert(key.clone());
             }

@@ -40,6 +40,9 @@ pub struct ReceiverSettings {
     pub store_path: PathBuf,
     /// Entities a catch-up is queued for when a notification is too large to accept.
     pub catch_up_entities: Vec<Entity>,
+    /// Commit the requests waiting together (the default). Off: one transaction, one fsync,
+    /// per request — only the benchmark's baseline uses it.
+    pub group_commit: bool,
 }
 
 impl ReceiverSettings {
@@ -71,6 +74,7 @@ impl ReceiverSettings {
                 .into_iter()
                 .filter(|e| e.direction() == Direction::ToMagento && e.enabled(&config.entities))
                 .collect(),
+            group_commit: true,
         })
     }
 }
@@ -141,9 +145,10 @@ pub async fn start(settings: ReceiverSettings) -> anyhow::Result<RunningReceiver
     let addr = listener.local_addr()?;
 
     let (jobs, rx) = mpsc::channel::<Job>(4096);
+    let group = if settings.group_commit { 1024 } else { 1 };
     let writer = std::thread::Builder::new()
         .name("receiver-writer".into())
-        .spawn(move || write_jobs(store, rx))
+        .spawn(move || write_jobs(store, rx, group))
         .context("cannot start the writer thread")?;
 
     let app = Arc::new(App {
@@ -197,11 +202,12 @@ async fn flush_rejections(app: &App) {
     }
 }
 
-/// The single writer: drains every job waiting and commits the pushes among them together.
-fn write_jobs(mut store: Store, mut rx: mpsc::Receiver<Job>) {
+/// The single writer: drains up to `group` jobs waiting and commits the pushes among them
+/// together.
+fn write_jobs(mut store: Store, mut rx: mpsc::Receiver<Job>, group: usize) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
-        while jobs.len() < 1024 {
+        while jobs.len() < group {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,

@@ -84,7 +84,6 @@ fn commands_not_built_yet_say_so_and_fail() {
         vec!["deactivate", "--pause", "--yes"],
         vec!["activate", "--yes"],
         vec!["uninstall", "--yes"],
-        vec!["sync"],
         vec!["demo"],
     ] {
         dir.command(&command)
@@ -326,4 +325,37 @@ fn a_store_from_a_newer_version_is_refused_naming_both_versions_and_left_untouch
         before,
         "the newer store was modified"
     );
+}
+
+#[test]
+fn sync_before_init_refuses_with_exit_2() {
+    let dir = TestDir::new();
+    dir.write("connector.toml", example_config());
+    dir.command(&["sync"])
+        .expect_exit(2)
+        .one_line_error()
+        .stderr_has("run `connector init` first");
+}
+
+#[test]
+fn a_second_sync_exits_4_at_once_while_another_holds_the_lock() {
+    let dir = TestDir::new();
+    dir.write("connector.toml", example_config());
+    let held = connector::sync::lock::acquire(&dir.join("connector.db")).unwrap();
+    dir.command(&["sync"])
+        .expect_exit(4)
+        .one_line_error()
+        .stderr_has("another `connector sync` is running");
+    drop(held);
+    dir.command(&["sync"]).expect_exit(2);
+}
+
+#[test]
+fn sync_rejects_an_unknown_entity() {
+    let dir = TestDir::new();
+    dir.write("connector.toml", example_config());
+    dir.command(&["sync", "--entity", "widgets"])
+        .expect_exit(2)
+        .one_line_error()
+        .stderr_has("--entity widgets: not an entity");
 }

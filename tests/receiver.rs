@@ -29,6 +29,7 @@ fn settings(dir: &tempfile::TempDir, max_body_bytes: u64) -> ReceiverSettings {
             Entity::Prices,
             Entity::Shipments,
         ],
+        group_commit: true,
     }
 }
 
@@ -300,5 +301,82 @@ fn kill_9_right_after_a_200_loses_nothing() {
             1,
             "IT-{i} lost"
         );
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_work_and_exits_0() {
+    use std::io::{BufRead, BufReader};
+    let dir = util::TestDir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dir.write(
+        "connector.toml",
+        util::example_config_with(
+            "listen = \"127.0.0.1:8700\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector"))
+        .current_dir(dir.path())
+        .args(["listen"])
+        .env("CONNECTOR_RECEIVER_SECRET", SECRET)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+mod arbitrary_requests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Each case is a real HTTP request: keep the count small for CI.
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_body_or_header_makes_the_receiver_fail_or_store_garbage(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            secret in prop_oneof![Just(SECRET.to_string()), "[ -~]{0,40}"],
+            json_like in any::<bool>(),
+        ) {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                set_state(&dir, LifecycleState::Active);
+                let running = receiver::start(settings(&dir, 4096)).await.unwrap();
+                let body = if json_like {
+                    let text = String::from_utf8_lossy(&body).to_string();
+                    json!({"Query": "MC-items", "Id": text, "Inserted": [{"InventoryID": text}]}).to_string().into_bytes()
+                } else {
+                    body
+                };
+                let (status, text) = post(running.addr, Some(&secret), body).await;
+                running.stop().await.unwrap();
+                prop_assert!(matches!(status, 200 | 400 | 401 | 413), "{status} {text}");
+                if secret != SECRET {
+                    prop_assert_eq!(status, 401);
+                }
+                prop_assert!(!text.contains(SECRET));
+                let counts = Store::open(&dir.path().join("connector.db")).unwrap().queue_counts().unwrap();
+                if status != 200 {
+                    prop_assert_eq!(counts.pending, 0);
+                }
+                Ok(())
+            })?;
+        }
     }
 }

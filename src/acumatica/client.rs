@@ -246,6 +246,42 @@ impl AcumaticaClient {
         precondition: Option<Precondition>,
         idempotent: bool,
     ) -> Result<Reply, AcumaticaError> {
+        self.send_as(method, url, body, precondition, idempotent, false)
+            .await
+    }
+
+    /// Reads a Generic Inquiry over OData (`/t/{tenant}/api/odata/gi/{gi}`), whose feed
+    /// authenticates with Basic credentials (session mode) or the OAuth bearer token.
+    pub async fn odata(&self, gi: &str, query: &[(&str, String)]) -> Result<Value, AcumaticaError> {
+        let mut url = url::Url::parse(&format!(
+            "{}/t/{}/api/odata/gi/{}",
+            self.site, self.login.tenant, gi
+        ))
+        .map_err(|e| AcumaticaError::BadReply {
+            method: "GET".into(),
+            path: format!("/t/{}/api/odata/gi/{gi}", self.login.tenant),
+            message: format!("cannot build the URL: {e}"),
+        })?;
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let basic = self.login.auth == AcumaticaAuth::Session;
+        let reply = self
+            .send_as(Method::GET, url.as_str(), None, None, true, basic)
+            .await?;
+        reply.json("GET", url.path())
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        precondition: Option<Precondition>,
+        idempotent: bool,
+        basic: bool,
+    ) -> Result<Reply, AcumaticaError> {
         let path = url.strip_prefix(&self.site).unwrap_or(url).to_string();
         let index = self.next_session.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
         let session = &self.sessions[index];
@@ -257,6 +293,9 @@ impl AcumaticaClient {
             let mut request = session.http.request(method.clone(), url);
             if let Some(bearer) = &session.state.lock().await.bearer {
                 request = request.bearer_auth(bearer.expose());
+            } else if basic {
+                request =
+                    request.basic_auth(&self.login.username, Some(self.login.password.expose()));
             }
             request = request.header(header::ACCEPT, "application/json");
             match precondition {

@@ -4,6 +4,7 @@ mod listen;
 mod not_yet;
 mod sandbox;
 mod status;
+mod sync;
 
 use std::path::Path;
 
@@ -18,7 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deactivate(_) => not_yet::run("deactivate", config_file),
         Command::Activate(_) => not_yet::run("activate", config_file),
         Command::Uninstall(_) => not_yet::run("uninstall", config_file),
-        Command::Sync(_) => not_yet::run("sync", config_file),
+        Command::Sync(args) => sync::run(args, &load_config(config_file)?, cli.quiet),
         Command::Status(args) => status::run(args, &load_config(config_file)?),
         Command::Listen(args) => listen::run(args, &load_config(config_file)?, cli.quiet),
         Command::Sandbox(args) => sandbox::run(args, cli.quiet),

@@ -88,6 +88,29 @@ fn fill_placeholders(message: &str, parameters: Option<&Value>) -> String {
             for (i, item) in items.iter().enumerate().rev() {
                 out = out.replace(&format!("%{}", i + 1), &value_text(item));
             }
+            // Named placeholders with positional values (the REST layer drops the names of a
+            // string[] field): filled in order of appearance.
+            let mut values = items.iter().map(value_text);
+            let mut filled = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(at) = rest.find('%') {
+                let name_len = rest[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .map(char::len_utf8)
+                    .sum::<usize>();
+                filled.push_str(&rest[..at]);
+                if name_len > 0
+                    && let Some(value) = values.next()
+                {
+                    filled.push_str(&value);
+                } else {
+                    filled.push_str(&rest[at..at + 1 + name_len]);
+                }
+                rest = &rest[at + 1 + name_len..];
+            }
+            filled.push_str(rest);
+            out = filled;
         }
         Some(Value::Object(map)) => {
             let mut keys: Vec<&String> = map.keys().collect();

@@ -4,6 +4,8 @@
 //! engine can back it later (DESIGN.md section 10). Schema changes are migration files under
 //! `migrations/`, applied in order by `rusqlite_migration`.
 
+mod queue;
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -137,6 +139,8 @@ pub enum PushCommit {
     /// The state refuses pushes (stopped or uninitialized): nothing was stored.
     Refused(LifecycleState),
 }
+
+pub use queue::{Delivery, Mapping, QueuedMessage};
 
 pub struct Store {
     path: PathBuf,

@@ -1,0 +1,128 @@
+//! Benchmark `listen_ingest`: durable push notifications per second through the real receiver
+//! over loopback HTTP, 16 concurrent clients, with group commit — next to the same run with one
+//! transaction (one fsync) per request as the baseline. Prints its figures; asserts nothing.
+//!
+//! Run: `cargo bench --bench listen_ingest` (NOTIFICATIONS=N to change the count).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connector::entities::Entity;
+use connector::receiver::{self, ReceiverSettings};
+use connector::secret::Secret;
+use connector::store::{LifecycleState, Store};
+
+const CLIENTS: usize = 16;
+
+struct Figures {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn run(notifications: usize, group_commit: bool) -> Figures {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("connector.db");
+    Store::open(&store_path)
+        .unwrap()
+        .transition(LifecycleState::Active, "bench")
+        .unwrap();
+    let running = receiver::start(ReceiverSettings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        path: "/push".into(),
+        header_name: "x-connector-secret".parse().unwrap(),
+        secret: Secret::new("bench-secret"),
+        max_body_bytes: 32 << 20,
+        prefix: "MC".into(),
+        timezone: chrono_tz::America::New_York,
+        store_path,
+        catch_up_entities: vec![Entity::Items],
+        group_commit,
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/push", running.addr);
+    let client = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= notifications {
+                    break;
+                }
+                let body = serde_json::json!({
+                    "Query": "MC-items", "CompanyId": "Company", "Id": format!("bench-{i}"),
+                    "TimeStamp": 638680000000000000i64,
+                    "Inserted": [{"InventoryID": format!("IT-{i}"), "Description": "Bench item",
+                                  "LastModifiedDateTime": "2026-11-26T10:00:00.000"}],
+                    "Deleted": [{"InventoryID": format!("IT-{i}"), "Description": "Old",
+                                 "LastModifiedDateTime": "2026-11-25T10:00:00.000"}],
+                    "AdditionalInfo": {}
+                })
+                .to_string();
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("x-connector-secret", "bench-secret")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("receiver answers");
+                assert_eq!(response.status(), 200);
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    running.stop().await.unwrap();
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Figures {
+        per_second: notifications as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+fn main() {
+    let notifications: usize = std::env::var("NOTIFICATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let grouped = runtime.block_on(run(notifications, true));
+    let baseline = runtime.block_on(run(notifications / 4, false));
+    println!(
+        "listen_ingest: {notifications} notifications, {CLIENTS} concurrent clients, synchronous=FULL"
+    );
+    println!(
+        "  group commit : {:>8.0} notifications/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        grouped.per_second,
+        grouped.p50.as_secs_f64() * 1e3,
+        grouped.p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "  baseline     : {:>8.0} notifications/s   p50 {:>6.2} ms   p99 {:>6.2} ms   (one fsync per request, {} notifications)",
+        baseline.per_second,
+        baseline.p50.as_secs_f64() * 1e3,
+        baseline.p99.as_secs_f64() * 1e3,
+        notifications / 4
+    );
+    println!(
+        "  ratio        : {:.1}x",
+        grouped.per_second / baseline.per_second
+    );
+}

@@ -1,0 +1,382 @@
+//! The queue, the mappings and the run history: what the sync engine reads and writes.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, now};
+
+/// A message waiting for delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub entity: String,
+    pub natural_key: String,
+    pub version: String,
+    /// `upsert` or `delete`.
+    pub operation: String,
+    pub payload: Option<String>,
+    pub attempts: u32,
+}
+
+/// Which Magento (or Acumatica) record an entity's record was delivered to, and what was sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapping {
+    pub target_key: String,
+    pub payload_hash: Option<String>,
+    pub version: Option<String>,
+    pub line_mappings: Option<String>,
+}
+
+/// Kept quantities of one item in one warehouse: (warehouse, on hand, available).
+pub type StockRow = (String, Option<f64>, Option<f64>);
+
+/// A successful delivery of one record (one or more messages coalesced into it).
+pub struct Delivery<'a> {
+    pub message_ids: &'a [i64],
+    pub entity: &'a str,
+    pub source_key: &'a str,
+    pub target_key: &'a str,
+    pub payload_hash: &'a str,
+    pub version: &'a str,
+    pub line_mappings: Option<&'a str>,
+}
+
+impl Store {
+    /// Messages of `entity` that are due: pending, or failed with their next attempt due;
+    /// oldest first, at most `limit`.
+    pub fn due_messages(&self, entity: &str, limit: usize) -> rusqlite::Result<Vec<QueuedMessage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, entity, natural_key, version, operation, payload, attempts FROM messages
+             WHERE entity = ?1 AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))
+             ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![entity, now(), limit as i64], |r| {
+            Ok(QueuedMessage {
+                id: r.get(0)?,
+                entity: r.get(1)?,
+                natural_key: r.get(2)?,
+                version: r.get(3)?,
+                operation: r.get(4)?,
+                payload: r.get(5)?,
+                attempts: r.get::<_, i64>(6)?.max(0) as u32,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// The most attempts any of these messages has had.
+    pub fn attempts_of(&self, ids: &[i64]) -> rusqlite::Result<u32> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT attempts FROM messages WHERE id = ?1")?;
+        let mut most = 0;
+        for id in ids {
+            let n: i64 = stmt.query_row([id], |r| r.get(0)).optional()?.unwrap_or(0);
+            most = most.max(n.max(0) as u32);
+        }
+        Ok(most)
+    }
+
+    /// Marks messages skipped (kept for audit) with the reason.
+    pub fn mark_skipped(&mut self, ids: &[i64], reason: &str) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET status = 'skipped', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+            )?;
+            let at = now();
+            for id in ids {
+                stmt.execute(params![id, reason, at])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Records a 2xx delivery: the messages become `delivered` and the mapping takes the new
+    /// payload hash and version — in one transaction, only after the remote system said yes.
+    pub fn record_delivery(&mut self, delivery: &Delivery<'_>) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET status = 'delivered', last_error = NULL, updated_at = ?2 WHERE id = ?1",
+            )?;
+            for id in delivery.message_ids {
+                stmt.execute(params![id, at])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO mappings (entity, acumatica_key, magento_key, line_mappings, payload_hash, version, synced_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (entity, acumatica_key) DO UPDATE SET
+                magento_key = excluded.magento_key,
+                line_mappings = COALESCE(excluded.line_mappings, mappings.line_mappings),
+                payload_hash = excluded.payload_hash,
+                version = excluded.version,
+                synced_at = excluded.synced_at",
+            params![
+                delivery.entity,
+                delivery.source_key,
+                delivery.target_key,
+                delivery.line_mappings,
+                delivery.payload_hash,
+                delivery.version,
+                at
+            ],
+        )?;
+        tx.commit()
+    }
+
+    /// Records a failed attempt. `next_attempt_at` None: no more tries — the messages are dead.
+    pub fn record_failure(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        next_attempt_at: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3,
+                        status = CASE WHEN ?3 IS NULL THEN 'dead' ELSE 'failed' END, updated_at = ?4
+                 WHERE id = ?1",
+            )?;
+            let at = now();
+            for id in ids {
+                stmt.execute(params![id, error, next_attempt_at, at])?;
+            }
+        }
+        tx.commit()
+    }
+
+    pub fn mapping(&self, entity: &str, source_key: &str) -> rusqlite::Result<Option<Mapping>> {
+        self.conn
+            .query_row(
+                "SELECT magento_key, payload_hash, version, line_mappings FROM mappings
+                 WHERE entity = ?1 AND acumatica_key = ?2",
+                params![entity, source_key],
+                |r| {
+                    Ok(Mapping {
+                        target_key: r.get(0)?,
+                        payload_hash: r.get(1)?,
+                        version: r.get(2)?,
+                        line_mappings: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Moves every held message of `direction` back to pending (activate after pause).
+    pub fn release_held(&self, direction: &str) -> rusqlite::Result<usize> {
+        self.conn.execute(
+            "UPDATE messages SET status = 'pending', updated_at = ?2 WHERE status = 'held' AND direction = ?1",
+            params![direction, now()],
+        )
+    }
+
+    /// Queues what the batch path read and advances the entity's watermark, in one
+    /// transaction (so a crash between the two cannot skip rows). Rows already queued at the
+    /// same version are not queued again. Returns how many were new and their status
+    /// (`pending`, or `held` while paused).
+    pub fn enqueue_collected(
+        &mut self,
+        entity: &str,
+        messages: &[super::NewMessage],
+        watermark: Option<&str>,
+    ) -> rusqlite::Result<(u64, &'static str)> {
+        let tx = self.conn.transaction()?;
+        let state: String =
+            tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
+        let status = if state == "paused" { "held" } else { "pending" };
+        let at = now();
+        let mut inserted = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
+                                       payload, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                 ON CONFLICT (dedupe_key) DO NOTHING",
+            )?;
+            for m in messages {
+                inserted += insert.execute(params![
+                    m.direction,
+                    m.entity,
+                    m.natural_key,
+                    m.version,
+                    m.dedupe_key,
+                    m.operation,
+                    m.payload,
+                    status,
+                    at
+                ])? as u64;
+            }
+        }
+        if let Some(watermark) = watermark {
+            tx.execute(
+                "INSERT INTO cursors (entity, watermark, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (entity) DO UPDATE SET watermark = max(cursors.watermark, excluded.watermark),
+                                                    updated_at = excluded.updated_at",
+                params![entity, watermark, at],
+            )?;
+        }
+        tx.commit()?;
+        Ok((inserted, status))
+    }
+
+    /// Closes the open catch-up requests of `entity` (the batch path has re-read it).
+    pub fn close_catch_ups(&self, entity: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE catch_up_requests SET done_at = ?2 WHERE entity = ?1 AND done_at IS NULL",
+            params![entity, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps the newest quantities of one item in one warehouse; false when `version` is
+    /// older than what is kept (a stale read).
+    pub fn upsert_stock(
+        &self,
+        item: &str,
+        warehouse: &str,
+        on_hand: Option<f64>,
+        available: Option<f64>,
+        version: &str,
+    ) -> rusqlite::Result<bool> {
+        let changed = self.conn.execute(
+            "INSERT INTO stock (inventory_id, warehouse, qty_on_hand, qty_available, version)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (inventory_id, warehouse) DO UPDATE SET
+                qty_on_hand = COALESCE(excluded.qty_on_hand, stock.qty_on_hand),
+                qty_available = COALESCE(excluded.qty_available, stock.qty_available),
+                version = excluded.version
+             WHERE excluded.version >= stock.version",
+            params![item, warehouse, on_hand, available, version],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// The kept quantities of one item: (warehouse, on hand, available).
+    pub fn stock_rows(&self, item: &str) -> rusqlite::Result<Vec<StockRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT warehouse, qty_on_hand, qty_available FROM stock WHERE inventory_id = ?1 ORDER BY warehouse",
+        )?;
+        let rows = stmt.query_map([item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect()
+    }
+
+    /// The item's quantity summed over `warehouses` (all when empty).
+    pub fn stock_total(
+        &self,
+        item: &str,
+        warehouses: &[String],
+        on_hand: bool,
+    ) -> rusqlite::Result<f64> {
+        let column = if on_hand {
+            "qty_on_hand"
+        } else {
+            "qty_available"
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT warehouse, COALESCE({column}, 0) FROM stock WHERE inventory_id = ?1"
+        ))?;
+        let rows = stmt.query_map([item], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        let mut total = 0.0;
+        for row in rows {
+            let (warehouse, qty) = row?;
+            if warehouses.is_empty() || warehouses.iter().any(|w| w == &warehouse) {
+                total += qty;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Starts a run record; returns its id.
+    pub fn begin_run(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .execute("INSERT INTO runs (started_at) VALUES (?1)", [now()])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Ends a run with its outcome (`done`, `partial`, `failed`) and counts (JSON).
+    pub fn finish_run(&self, id: i64, outcome: &str, counts_json: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?2, outcome = ?3, counts = ?4 WHERE id = ?1",
+            params![id, now(), outcome, counts_json],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{LifecycleState, NewMessage, PushCommit, Store};
+
+    use super::Delivery;
+
+    fn message(key: &str, version: &str, dedupe: &str) -> NewMessage {
+        NewMessage {
+            direction: "to_magento",
+            entity: "items",
+            natural_key: key.into(),
+            version: version.into(),
+            dedupe_key: dedupe.into(),
+            operation: "upsert",
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_delivery_marks_messages_and_keeps_the_hash_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("c.db")).unwrap();
+        store.transition(LifecycleState::Active, "test").unwrap();
+        let committed = store
+            .commit_pushed(&[vec![message("A", "2026-01-01T00:00:00.000Z", "d1")]])
+            .unwrap();
+        assert!(matches!(committed, PushCommit::Stored(_)));
+        let due = store.due_messages("items", 10).unwrap();
+        assert_eq!(due.len(), 1);
+        store
+            .record_delivery(&Delivery {
+                message_ids: &[due[0].id],
+                entity: "items",
+                source_key: "A",
+                target_key: "A",
+                payload_hash: "h1",
+                version: "2026-01-01T00:00:00.000Z",
+                line_mappings: None,
+            })
+            .unwrap();
+        assert!(store.due_messages("items", 10).unwrap().is_empty());
+        let mapping = store.mapping("items", "A").unwrap().unwrap();
+        assert_eq!(mapping.payload_hash.as_deref(), Some("h1"));
+        assert_eq!(store.queue_counts().unwrap().delivered, 1);
+    }
+
+    #[test]
+    fn failures_retry_later_and_die_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("c.db")).unwrap();
+        store.transition(LifecycleState::Active, "test").unwrap();
+        store
+            .commit_pushed(&[vec![message("A", "2026-01-01T00:00:00.000Z", "d1")]])
+            .unwrap();
+        let id = store.due_messages("items", 10).unwrap()[0].id;
+        store
+            .record_failure(&[id], "503", Some("2999-01-01T00:00:00.000Z"))
+            .unwrap();
+        assert!(
+            store.due_messages("items", 10).unwrap().is_empty(),
+            "not due yet"
+        );
+        store
+            .record_failure(&[id], "503", Some("2000-01-01T00:00:00.000Z"))
+            .unwrap();
+        let due = store.due_messages("items", 10).unwrap();
+        assert_eq!(due[0].attempts, 2);
+        store.record_failure(&[id], "gave up", None).unwrap();
+        assert_eq!(store.queue_counts().unwrap().dead, 1);
+    }
+}

@@ -1,0 +1,386 @@
+//! The engine every flow shares: lock, life cycle, collect (the batch path), coalesce, skip
+//! what is unchanged, deliver with bounded concurrency, record outcomes, and the run history.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::Digest;
+
+use super::coalesce::coalesce;
+use crate::acumatica::AcumaticaClient;
+use crate::config::Config;
+use crate::entities::{Direction, Entity};
+use crate::error::Failure;
+use crate::magento::MagentoClient;
+use crate::store::{Delivery, LifecycleState, Mapping, NewMessage, Store};
+
+/// What `connector sync` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct SyncOptions {
+    /// Only these entities; empty: every enabled one.
+    pub entities: Vec<Entity>,
+    /// Deliver at most this many records per entity.
+    pub limit: Option<usize>,
+    /// Show what would be sent; send nothing, change nothing.
+    pub dry_run: bool,
+    /// Re-read everything on the batch path, not only what changed since the watermark.
+    pub full: bool,
+}
+
+/// Counts of one entity in one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EntityCounts {
+    /// Rows the batch path read and queued.
+    pub collected: u64,
+    pub delivered: u64,
+    /// Not sent: unchanged, superseded by a newer version, or older than what was delivered.
+    pub skipped: u64,
+    /// Failed this time; retried by a later run.
+    pub failed: u64,
+    /// Failed for the last time (see `connector failed`).
+    pub dead: u64,
+    /// Kept for later: the connector is paused.
+    pub held: u64,
+    /// With --dry-run: records that would be sent.
+    pub would_send: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: Option<i64>,
+    pub state: &'static str,
+    pub dry_run: bool,
+    pub entities: BTreeMap<&'static str, EntityCounts>,
+    /// Why nothing ran, when nothing did.
+    pub note: Option<String>,
+}
+
+impl RunReport {
+    pub fn failed_records(&self) -> u64 {
+        self.entities.values().map(|c| c.failed + c.dead).sum()
+    }
+}
+
+/// Progress of a run, for a terminal (indicatif) or nothing.
+pub trait Progress: Send + Sync {
+    fn start(&self, entity: Entity, records: u64);
+    fn advance(&self, entity: Entity, records: u64);
+    fn finish(&self, entity: Entity);
+}
+
+/// No progress output.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: Entity, _: u64) {}
+    fn advance(&self, _: Entity, _: u64) {}
+    fn finish(&self, _: Entity) {}
+}
+
+/// One record to deliver, after coalescing.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub key: String,
+    pub version: String,
+    /// `upsert` or `delete` (a delete candidate: confirm before deleting).
+    pub operation: String,
+    pub row: Value,
+    pub message_ids: Vec<i64>,
+    pub mapping: Option<Mapping>,
+}
+
+/// What became of one record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Delivered {
+        /// The record's key on the other side (SKU, order id…).
+        target_key: String,
+        /// The mapping key, when it differs from the record's (inventory maps per SKU).
+        source_key: Option<String>,
+        hash: String,
+    },
+    Skipped(String),
+    Failed(String),
+}
+
+/// What flows need: the config, the clients, the store.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub magento: &'a MagentoClient,
+    pub acumatica: &'a AcumaticaClient,
+    pub store: &'a Mutex<Store>,
+    pub dry_run: bool,
+}
+
+impl Context<'_> {
+    /// Runs `f` on the store (a short synchronous call).
+    pub fn store<T>(&self, f: impl FnOnce(&mut Store) -> rusqlite::Result<T>) -> anyhow::Result<T> {
+        let mut store = self.store.lock().expect("store lock poisoned");
+        f(&mut store).context("state store")
+    }
+}
+
+/// The hash of an outbound payload: equal hashes mean nothing to send. serde_json keeps object
+/// keys sorted, so equal payloads serialize equally.
+pub fn payload_hash(payload: &Value) -> String {
+    let digest = sha2::Sha256::digest(payload.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The entities a run covers, in delivery order (items before prices and inventory: a
+/// product must exist before its price and stock).
+pub fn entities_to_run(config: &Config, options: &SyncOptions) -> Vec<Entity> {
+    Entity::ALL
+        .into_iter()
+        .filter(|e| e.enabled(&config.entities))
+        .filter(|e| options.entities.is_empty() || options.entities.contains(e))
+        .filter(|e| super::flows::supported(*e))
+        .collect()
+}
+
+/// One `connector sync`.
+pub async fn run(
+    config: &Config,
+    options: &SyncOptions,
+    progress: &dyn Progress,
+) -> anyhow::Result<RunReport> {
+    let _lock = super::lock::acquire(&config.store.path)?;
+    let store = Store::open(&config.store.path)?;
+    let state = store
+        .lifecycle()
+        .context("reading the life-cycle state")?
+        .state;
+    let mut report = RunReport {
+        run_id: None,
+        state: state.as_str(),
+        dry_run: options.dry_run,
+        entities: BTreeMap::new(),
+        note: None,
+    };
+    match state {
+        LifecycleState::Uninitialized => {
+            return Err(Failure::CannotStart(
+                "the connector is not initialized: run `connector init` first".into(),
+            )
+            .into());
+        }
+        LifecycleState::Stopped => {
+            report.note = Some(
+                "the connector is stopped (`connector deactivate --stop`): nothing synced; `connector activate` resumes".into(),
+            );
+            return Ok(report);
+        }
+        LifecycleState::Active | LifecycleState::Paused => {}
+    }
+    let acumatica = AcumaticaClient::new(config)?;
+    let magento = MagentoClient::new(config)?;
+    let run_id = if options.dry_run {
+        None
+    } else {
+        Some(store.begin_run()?)
+    };
+    report.run_id = run_id;
+    let store = Mutex::new(store);
+    let ctx = Context {
+        config,
+        magento: &magento,
+        acumatica: &acumatica,
+        store: &store,
+        dry_run: options.dry_run,
+    };
+    let work = async {
+        for entity in entities_to_run(config, options) {
+            let counts = sync_entity(&ctx, entity, state, options, progress).await?;
+            report.entities.insert(entity.name(), counts);
+        }
+        anyhow::Ok(())
+    };
+    let outcome = crate::acumatica::with_sessions(&acumatica, work).await;
+    if let Some(id) = run_id {
+        let summary = match (&outcome, report.failed_records()) {
+            (Err(_), _) => "failed",
+            (Ok(()), 0) => "done",
+            (Ok(()), _) => "partial",
+        };
+        let counts = serde_json::to_string(&report.entities)?;
+        ctx.store(|s| s.finish_run(id, summary, &counts))?;
+    }
+    outcome?;
+    Ok(report)
+}
+
+async fn sync_entity(
+    ctx: &Context<'_>,
+    entity: Entity,
+    state: LifecycleState,
+    options: &SyncOptions,
+    progress: &dyn Progress,
+) -> anyhow::Result<EntityCounts> {
+    let mut counts = EntityCounts::default();
+    if entity.direction() == Direction::ToMagento {
+        let (collected, status) =
+            super::collect::collect_from_acumatica(ctx, entity, options).await?;
+        counts.collected = collected;
+        if status == "held" {
+            counts.held = collected;
+        }
+        if state == LifecycleState::Paused {
+            // Pause Sync to Magento: collect and hold, write nothing to Magento.
+            return Ok(counts);
+        }
+    }
+
+    let limit = options.limit.unwrap_or(usize::MAX);
+    let due =
+        ctx.store(|s| s.due_messages(entity.name(), limit.saturating_mul(4).min(1_000_000)))?;
+    let groups = coalesce(due);
+    let mut records = Vec::new();
+    let mut stale = Vec::new();
+    for group in groups {
+        let superseded = group.superseded.clone();
+        if !superseded.is_empty() {
+            counts.skipped += superseded.len() as u64;
+            if !ctx.dry_run {
+                ctx.store(|s| s.mark_skipped(&superseded, "superseded by a newer version"))?;
+            }
+        }
+        let message = group.newest;
+        let mapping = ctx.store(|s| s.mapping(entity.name(), &message.natural_key))?;
+        if mapping
+            .as_ref()
+            .and_then(|m| m.version.as_deref())
+            .is_some_and(|delivered| message.version.as_str() < delivered)
+        {
+            stale.push(message.id);
+            continue;
+        }
+        let row = message
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or(Value::Null);
+        records.push(Record {
+            key: message.natural_key,
+            version: message.version,
+            operation: message.operation,
+            row,
+            message_ids: vec![message.id],
+            mapping,
+        });
+        if records.len() >= limit {
+            break;
+        }
+    }
+    if !stale.is_empty() {
+        counts.skipped += stale.len() as u64;
+        if !ctx.dry_run {
+            ctx.store(|s| s.mark_skipped(&stale, "older than the version already delivered"))?;
+        }
+    }
+
+    progress.start(entity, records.len() as u64);
+    let outcomes = super::flows::deliver(ctx, entity, records, progress).await;
+    for (record, outcome) in outcomes {
+        match outcome {
+            Outcome::Delivered {
+                target_key,
+                source_key,
+                hash,
+            } => {
+                if ctx.dry_run {
+                    counts.would_send += 1;
+                    continue;
+                }
+                counts.delivered += 1;
+                let source = source_key.unwrap_or_else(|| record.key.clone());
+                ctx.store(|s| {
+                    s.record_delivery(&Delivery {
+                        message_ids: &record.message_ids,
+                        entity: entity.name(),
+                        source_key: &source,
+                        target_key: &target_key,
+                        payload_hash: &hash,
+                        version: &record.version,
+                        line_mappings: None,
+                    })
+                })?;
+            }
+            Outcome::Skipped(reason) => {
+                counts.skipped += 1;
+                if !ctx.dry_run {
+                    ctx.store(|s| s.mark_skipped(&record.message_ids, &reason))?;
+                }
+            }
+            Outcome::Failed(error) => {
+                if ctx.dry_run {
+                    counts.failed += 1;
+                    continue;
+                }
+                let attempts = ctx.store(|s| s.attempts_of(&record.message_ids))?;
+                let next = next_attempt(attempts + 1, ctx.config.sync.max_attempts);
+                if next.is_none() {
+                    counts.dead += 1;
+                } else {
+                    counts.failed += 1;
+                }
+                tracing::warn!(entity = entity.name(), key = %record.key, "{error}");
+                ctx.store(|s| s.record_failure(&record.message_ids, &error, next.as_deref()))?;
+            }
+        }
+    }
+    progress.finish(entity);
+    Ok(counts)
+}
+
+/// When to try again after failed attempt number `attempts`: 1, 2, 4 … minutes, at most six
+/// hours; none once `max_attempts` is reached.
+pub fn next_attempt(attempts: u32, max_attempts: u32) -> Option<String> {
+    if attempts >= max_attempts {
+        return None;
+    }
+    let minutes = 1i64 << attempts.saturating_sub(1).min(9);
+    let at = Utc::now() + chrono::Duration::minutes(minutes.min(360));
+    Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// A queue message for a row the batch path read.
+pub fn collected_message(entity: Entity, key: String, version: String, row: &Value) -> NewMessage {
+    NewMessage {
+        direction: entity.direction().as_str(),
+        entity: entity.name(),
+        dedupe_key: format!("batch|{}|{key}|{version}", entity.name()),
+        natural_key: key,
+        version,
+        operation: "upsert",
+        payload: row.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_stop_at_the_limit() {
+        assert!(next_attempt(1, 3).is_some());
+        assert!(next_attempt(3, 3).is_none());
+        let later = next_attempt(30, 100).unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(&later).unwrap();
+        assert!(
+            at.with_timezone(&Utc)
+                <= Utc::now() + chrono::Duration::hours(6) + chrono::Duration::seconds(5)
+        );
+    }
+
+    #[test]
+    fn equal_payloads_hash_equally_whatever_the_key_order() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":3}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":3,"y":2},"b":1}"#).unwrap();
+        assert_eq!(payload_hash(&a), payload_hash(&b));
+        assert_ne!(payload_hash(&a), payload_hash(&serde_json::json!({"b": 2})));
+    }
+}

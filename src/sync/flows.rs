@@ -1,0 +1,147 @@
+//! Which flow delivers which entity, and the batching every batch endpoint shares.
+
+use std::future::Future;
+
+use super::engine::{Context, Outcome, Progress, Record};
+use super::{inventory, items, prices};
+use crate::entities::Entity;
+
+/// Entities whose flow is built (customers, orders and shipments come with sync part 2).
+pub fn supported(entity: Entity) -> bool {
+    matches!(entity, Entity::Items | Entity::Prices | Entity::Inventory)
+}
+
+pub async fn deliver(
+    ctx: &Context<'_>,
+    entity: Entity,
+    records: Vec<Record>,
+    progress: &dyn Progress,
+) -> Vec<(Record, Outcome)> {
+    match entity {
+        Entity::Items => items::deliver(ctx, records, progress).await,
+        Entity::Prices => prices::deliver(ctx, records, progress).await,
+        Entity::Inventory => inventory::deliver(ctx, records, progress).await,
+        other => records
+            .into_iter()
+            .map(|r| {
+                (
+                    r,
+                    Outcome::Failed(format!("the {} flow is not built yet", other.name())),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Magento's web API input limit (when a store enables it) caps arrays at 20 items.
+pub const INPUT_LIMIT: usize = 20;
+
+/// Whether an error says the array was larger than the store's web API input limit.
+pub fn is_input_limit_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("maximum") && m.contains("items")) || m.contains("input limit")
+}
+
+/// A batch's fate: every item's outcome, in order.
+pub type BatchResult = Vec<Result<(), String>>;
+
+/// Sends `items` in batches of `size`. A batch refused as a whole (`Err` from `send`) is split
+/// in halves until the bad items are isolated, since some endpoints (MSI source items) fail a
+/// whole batch for one bad item; an input-limit refusal shrinks the batch size for the rest of
+/// the run instead.
+pub async fn send_in_batches<T, F, Fut>(items: Vec<T>, size: usize, send: F) -> BatchResult
+where
+    T: Clone,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<BatchResult, String>>,
+{
+    let mut size = size.max(1);
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
+    // Work list of (start, end) ranges still to send.
+    let mut ranges: Vec<(usize, usize)> = (0..items.len())
+        .step_by(size)
+        .map(|s| (s, (s + size).min(items.len())))
+        .rev()
+        .collect();
+    while let Some((start, end)) = ranges.pop() {
+        let chunk = items[start..end].to_vec();
+        match send(chunk).await {
+            Ok(outcomes) => {
+                for (i, outcome) in outcomes.into_iter().enumerate() {
+                    if let Some(slot) = results.get_mut(start + i) {
+                        *slot = Some(outcome);
+                    }
+                }
+            }
+            Err(e) if is_input_limit_error(&e) && end - start > INPUT_LIMIT => {
+                size = size.min(INPUT_LIMIT);
+                tracing::info!(
+                    "Magento's input limit refused a batch of {}; sending {size} at a time",
+                    end - start
+                );
+                let mut s = end;
+                while s > start {
+                    let from = s.saturating_sub(size).max(start);
+                    ranges.push((from, s));
+                    s = from;
+                }
+            }
+            Err(e) if end - start > 1 => {
+                let mid = start + (end - start) / 2;
+                tracing::debug!("a batch of {} was refused ({e}); splitting it", end - start);
+                ranges.push((mid, end));
+                ranges.push((start, mid));
+            }
+            Err(e) => results[start] = Some(Err(e)),
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not sent".into())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn one_bad_item_is_isolated_and_the_rest_delivered() {
+        let calls = Mutex::new(0);
+        let items: Vec<u32> = (0..10).collect();
+        let results = send_in_batches(items, 10, |chunk: Vec<u32>| {
+            *calls.lock().unwrap() += 1;
+            async move {
+                if chunk.contains(&7) {
+                    Err("400: invalid source item".to_string())
+                } else {
+                    Ok(chunk.iter().map(|_| Ok(())).collect())
+                }
+            }
+        })
+        .await;
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+        assert!(results[7].is_err());
+        assert!(*calls.lock().unwrap() <= 9, "splitting is logarithmic");
+    }
+
+    #[tokio::test]
+    async fn the_input_limit_shrinks_batches_to_twenty() {
+        let sizes = Mutex::new(Vec::new());
+        let items: Vec<u32> = (0..100).collect();
+        let results = send_in_batches(items, 100, |chunk: Vec<u32>| {
+            sizes.lock().unwrap().push(chunk.len());
+            async move {
+                if chunk.len() > 20 {
+                    Err("Maximum items of type \"sourceItems\" is 20".to_string())
+                } else {
+                    Ok(chunk.iter().map(|_| Ok(())).collect())
+                }
+            }
+        })
+        .await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(sizes.into_inner().unwrap(), vec![100, 20, 20, 20, 20, 20]);
+    }
+}

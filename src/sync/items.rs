@@ -1,0 +1,227 @@
+//! `items`: Acumatica stock items → Magento simple products (DESIGN.md section 2).
+//!
+//! Product data is written through `/rest/all/V1` (global values). On create the product also
+//! gets its price, attribute set, websites, visibility and a unique `url_key`; afterwards the
+//! create-only fields (config `items.create_only`) are never written again, and the price
+//! belongs to the `prices` flow alone. A product that already exists in Magento is linked by
+//! SKU on the first run, not duplicated.
+
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::engine::{Context, Outcome, Progress, Record, payload_hash};
+use crate::entities::Entity;
+use crate::magento::{Scope, segment};
+
+pub async fn deliver(
+    ctx: &Context<'_>,
+    records: Vec<Record>,
+    progress: &dyn Progress,
+) -> Vec<(Record, Outcome)> {
+    let concurrency = ctx.config.magento.max_concurrent_requests.max(1) as usize;
+    futures_util::stream::iter(records)
+        .map(|record| async move {
+            let outcome = deliver_one(ctx, &record).await;
+            progress.advance(Entity::Items, 1);
+            (record, outcome)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+/// Magento's product status: 1 enabled, 2 disabled.
+fn status_of(item_status: &str) -> u8 {
+    match item_status.trim() {
+        "AC" | "Active" | "NP" | "No Purchases" => 1,
+        _ => 2,
+    }
+}
+
+/// The fields written on every change (what is hashed): nulls in the row are untracked
+/// fields and are left out, never sent as "cleared".
+fn update_fields(ctx: &Context<'_>, row: &Value) -> Map<String, Value> {
+    let create_only = &ctx.config.items.create_only;
+    let mut product = Map::new();
+    if let Some(name) = row.get("Description").and_then(Value::as_str)
+        && !create_only.iter().any(|f| f == "name")
+    {
+        product.insert("name".into(), json!(name.trim()));
+    }
+    if let Some(status) = row.get("ItemStatus").and_then(Value::as_str) {
+        product.insert("status".into(), json!(status_of(status)));
+    }
+    if let Some(weight) = row.get("BaseWeight").and_then(Value::as_f64)
+        && !create_only.iter().any(|f| f == "weight")
+    {
+        product.insert("weight".into(), json!(weight));
+    }
+    product
+}
+
+/// A `url_key` no other product has: the name's slug and the SKU's.
+fn url_key(name: &str, sku: &str) -> String {
+    let slug = |s: &str| {
+        s.to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .split('-')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let (name, sku) = (slug(name), slug(sku));
+    if name.is_empty() {
+        sku
+    } else {
+        format!("{name}-{sku}")
+    }
+}
+
+fn create_payload(ctx: &Context<'_>, sku: &str, row: &Value, update: &Map<String, Value>) -> Value {
+    let items = &ctx.config.items;
+    let name = row
+        .get("Description")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(sku);
+    let mut product = update.clone();
+    product.insert("sku".into(), json!(sku));
+    product.insert("name".into(), json!(name));
+    product.insert("type_id".into(), json!("simple"));
+    product.insert("attribute_set_id".into(), json!(items.attribute_set_id));
+    product.insert("visibility".into(), json!(items.visibility));
+    product.insert(
+        "price".into(),
+        json!(row.get("BasePrice").and_then(Value::as_f64).unwrap_or(0.0)),
+    );
+    product.entry("status").or_insert(json!(1));
+    if let Some(weight) = row.get("BaseWeight").and_then(Value::as_f64) {
+        product.insert("weight".into(), json!(weight));
+    }
+    product.insert(
+        "extension_attributes".into(),
+        json!({ "website_ids": items.website_ids }),
+    );
+    product.insert(
+        "custom_attributes".into(),
+        json!([{ "attribute_code": "url_key", "value": url_key(name, sku) }]),
+    );
+    json!({ "product": product })
+}
+
+async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
+    let sku = record.key.as_str();
+    if record.operation == "delete" {
+        return delete_candidate(ctx, sku).await;
+    }
+    let update = update_fields(ctx, &record.row);
+    let hash = payload_hash(&Value::Object(update.clone()));
+    if record
+        .mapping
+        .as_ref()
+        .and_then(|m| m.payload_hash.as_deref())
+        == Some(hash.as_str())
+    {
+        return Outcome::Skipped("unchanged".into());
+    }
+    let delivered = Outcome::Delivered {
+        target_key: sku.to_string(),
+        source_key: None,
+        hash,
+    };
+    if ctx.dry_run {
+        return delivered;
+    }
+    let path = format!("/V1/products/{}", segment(sku));
+    // Known from an earlier delivery, or found by SKU (linked, not duplicated).
+    let exists = match &record.mapping {
+        Some(_) => true,
+        None => match ctx.magento.get(Scope::All, &path, &[]).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        },
+    };
+    let result = if exists {
+        let mut product = update;
+        product.insert("sku".into(), json!(sku));
+        ctx.magento
+            .put(Scope::All, &path, &json!({ "product": product }))
+            .await
+    } else {
+        let body = create_payload(ctx, sku, &record.row, &update);
+        // PUT creates a missing SKU too and, unlike POST, is safe to repeat after a cut reply.
+        ctx.magento.put(Scope::All, &path, &body).await
+    };
+    match result {
+        Ok(_) => delivered,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// A row only in `Deleted`: disable the product only if Acumatica confirms the item is gone.
+async fn delete_candidate(ctx: &Context<'_>, sku: &str) -> Outcome {
+    match ctx
+        .acumatica
+        .get(&format!("/StockItem/{}?$select=InventoryID", segment(sku)))
+        .await
+    {
+        Ok(_) => Outcome::Skipped("still in Acumatica (the first half of an update)".into()),
+        Err(e) if e.is_not_found() => {
+            let disabled = json!({ "status": 2 });
+            let hash = payload_hash(&json!({ "deleted": true }));
+            if ctx.dry_run {
+                return Outcome::Delivered {
+                    target_key: sku.into(),
+                    source_key: None,
+                    hash,
+                };
+            }
+            let mut product = disabled.as_object().cloned().unwrap_or_default();
+            product.insert("sku".into(), json!(sku));
+            match ctx
+                .magento
+                .put(
+                    Scope::All,
+                    &format!("/V1/products/{}", segment(sku)),
+                    &json!({ "product": product }),
+                )
+                .await
+            {
+                Ok(_) => Outcome::Delivered {
+                    target_key: sku.into(),
+                    source_key: None,
+                    hash,
+                },
+                Err(e) if e.is_not_found() => Outcome::Skipped("not in Magento either".into()),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_keys_are_slugs_of_name_and_sku() {
+        assert_eq!(
+            url_key("Blue Mug, 300 ml", "MUG/300-B"),
+            "blue-mug-300-ml-mug-300-b"
+        );
+        assert_eq!(url_key("", "AB 1"), "ab-1");
+    }
+
+    #[test]
+    fn active_statuses_enable_and_the_rest_disable() {
+        assert_eq!(status_of("AC"), 1);
+        assert_eq!(status_of("Active"), 1);
+        assert_eq!(status_of("IN"), 2);
+        assert_eq!(status_of("DE"), 2);
+    }
+}

@@ -1,0 +1,12 @@
+//! `connector sync`: the engine shared by every flow, the batch path, and one file per flow.
+
+pub mod coalesce;
+pub mod collect;
+pub mod engine;
+pub mod flows;
+pub mod inventory;
+pub mod items;
+pub mod lock;
+pub mod prices;
+
+pub use engine::{EntityCounts, Progress, RunReport, Silent, SyncOptions, run};
