@@ -1,12 +1,15 @@
 //! The simulated Acumatica over real HTTP on a loopback port: sign-in and limits, the
 //! contract-based entities and their rejections, actions, control routes, transactions.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use connector::sandbox::acumatica::AcumaticaOptions;
 use connector::sandbox::{Sandbox, SandboxOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::openapi::Spec;
 
 const ENDPOINT: &str = "entity/Default/24.200.001";
 
@@ -80,18 +83,37 @@ async fn set_limits(sandbox: &Sandbox, limits: Value) {
     );
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> (StatusCode, Value) {
-    let response = client.get(url).send().await.unwrap();
+/// Reads a reply and checks it against the official description (`Default_24.200.001.json`,
+/// strict: an undeclared field or status fails the test); returns its status and body.
+async fn checked(method: &str, response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
+    let path = response.url().path().to_string();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+    };
+    let Some((_, spec_path)) = path.split_once(&format!("/{ENDPOINT}")) else {
+        panic!("{method} {path} is not under the endpoint");
+    };
+    if let Err(errors) = Spec::acumatica().check_response(method, spec_path, status.as_u16(), &body)
+    {
+        panic!(
+            "{method} {path} -> {status} does not conform:\n{}\n{body}",
+            errors.join("\n")
+        );
+    }
+    (status, body)
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> (StatusCode, Value) {
+    checked("GET", client.get(url).send().await.unwrap()).await
 }
 
 async fn put_json(client: &reqwest::Client, url: &str, body: &Value) -> (StatusCode, Value) {
-    let response = client.put(url).json(body).send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    checked("PUT", client.put(url).json(body).send().await.unwrap()).await
 }
 
 fn first_item(state: &Value) -> String {
@@ -340,7 +362,7 @@ async fn oauth_password_and_refresh_grants_give_bearer_tokens() {
         .send()
         .await
         .unwrap();
-    assert_eq!(items.status(), StatusCode::OK);
+    assert_eq!(checked("GET", items).await.0, StatusCode::OK);
 
     let response = http
         .post(&token_url)
@@ -363,14 +385,14 @@ async fn oauth_password_and_refresh_grants_give_bearer_tokens() {
         .send()
         .await
         .unwrap();
-    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(checked("GET", old).await.0, StatusCode::UNAUTHORIZED);
     let new = http
         .get(url(&sandbox, "StockItem"))
         .bearer_auth(new_access)
         .send()
         .await
         .unwrap();
-    assert_eq!(new.status(), StatusCode::OK);
+    assert_eq!(checked("GET", new).await.0, StatusCode::OK);
     // A refresh keeps the licence slot: still one API user.
     assert_eq!(state(&sandbox).await["sessions"]["open_oauth_sessions"], 1);
 
@@ -587,6 +609,21 @@ async fn stock_items_list_with_top_skip_select_and_details_only_when_expanded() 
         .contains(&f.as_str())),
         "{fields:?}"
     );
+    assert!(fields.iter().any(|f| f.as_str() == "InventoryID"));
+
+    let (_, custom) = get_json(
+        &client,
+        &url(
+            &sandbox,
+            "StockItem/SB00001?$custom=ItemSettings.BaseWeight",
+        ),
+    )
+    .await;
+    assert_eq!(
+        custom["custom"]["ItemSettings"]["BaseWeight"]["type"],
+        "CustomDecimalField"
+    );
+    assert!(custom["custom"]["ItemSettings"]["BaseWeight"]["value"].is_number());
 }
 
 #[tokio::test]
@@ -610,17 +647,22 @@ async fn a_record_is_read_by_its_keys_or_by_its_id_and_a_missing_one_is_an_error
             .contains("No entity satisfies the condition")
     );
 
-    let (status, _) = get_json(&client, &url(&sandbox, "NoSuchEntity")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = get_json(
-        &client,
-        &format!(
+    // Routes the description does not have (so their replies are not checked against it).
+    let unknown_entity = client
+        .get(url(&sandbox, "NoSuchEntity"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_entity.status(), StatusCode::NOT_FOUND);
+    let unknown_version = client
+        .get(format!(
             "{}/entity/Default/99.999.999/StockItem",
             sandbox.acumatica_url
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_version.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -640,8 +682,8 @@ async fn put_inserts_then_updates_by_key_and_if_none_match_or_if_match_give_412(
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let created: Value = response.json().await.unwrap();
+    let (status, created) = checked("PUT", response).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(created["InventoryID"]["value"], "NEWITEM");
     assert_eq!(created["ItemStatus"]["value"], "Active");
     assert_eq!(
@@ -660,8 +702,9 @@ async fn put_inserts_then_updates_by_key_and_if_none_match_or_if_match_give_412(
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), StatusCode::PRECONDITION_FAILED);
-    assert!(again.json::<Value>().await.unwrap()["message"].is_string());
+    let (status, error) = checked("PUT", again).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    assert!(error["message"].is_string());
 
     let missing = client
         .put(url(&sandbox, "StockItem"))
@@ -670,7 +713,10 @@ async fn put_inserts_then_updates_by_key_and_if_none_match_or_if_match_give_412(
         .send()
         .await
         .unwrap();
-    assert_eq!(missing.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        checked("PUT", missing).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
 
     let (status, updated) = put_json(
         &client,
@@ -987,8 +1033,8 @@ async fn a_shipment_is_confirmed_by_an_action_polled_from_202_to_204() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(checked("POST", response).await.0, StatusCode::ACCEPTED);
     assert!(
         location.contains("/Shipment/ConfirmShipment/status/"),
         "{location}"
@@ -1026,7 +1072,7 @@ async fn a_shipment_is_confirmed_by_an_action_polled_from_202_to_204() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(checked("POST", again).await.0, StatusCode::BAD_REQUEST);
     let edit = put_json(
         &client,
         &url(&sandbox, "Shipment"),
@@ -1052,8 +1098,8 @@ async fn cancel_sales_order_is_polled_to_204_and_a_canceled_order_cannot_be_canc
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(checked("POST", response).await.0, StatusCode::ACCEPTED);
     assert_eq!(
         poll(&client, &location).await.last(),
         Some(&StatusCode::NO_CONTENT)
@@ -1066,14 +1112,14 @@ async fn cancel_sales_order_is_polled_to_204_and_a_canceled_order_cannot_be_canc
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(checked("POST", again).await.0, StatusCode::BAD_REQUEST);
     let unknown = client
         .post(url(&sandbox, "SalesOrder/CancelSalesOrder"))
         .json(&json!({"entity": {"OrderType": {"value": "SO"}, "OrderNbr": {"value": "000001"}}, "extra": 1}))
         .send()
         .await
         .unwrap();
-    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(checked("POST", unknown).await.0, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -1085,7 +1131,7 @@ async fn delete_removes_a_record_and_its_details() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(checked("DELETE", response).await.0, StatusCode::NO_CONTENT);
     assert_eq!(
         get_json(&client, &url(&sandbox, "StockItem/SB00020"))
             .await
@@ -1105,7 +1151,41 @@ async fn delete_removes_a_record_and_its_details() {
         .send()
         .await
         .unwrap();
-    assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        checked("DELETE", missing).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let (_, customer) = get_json(&client, &url(&sandbox, "Customer/COFFEESHOP")).await;
+    let id = customer["id"].as_str().unwrap();
+    let by_id = client
+        .delete(url(&sandbox, &format!("Customer/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked("DELETE", by_id).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get_json(&client, &url(&sandbox, "Customer/COFFEESHOP"))
+            .await
+            .0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    // An item used in an order cannot go.
+    put_json(&client, &url(&sandbox, "SalesOrder"), &order_body()).await;
+    let used = client
+        .delete(url(&sandbox, "StockItem/SB00001"))
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = checked("DELETE", used).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        error["exceptionMessage"]
+            .as_str()
+            .unwrap()
+            .contains("used in sales orders")
+    );
 }
 
 // ---------------------------------------------------------------- transactions and control
