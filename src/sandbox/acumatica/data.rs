@@ -23,6 +23,10 @@ pub struct Store {
     last_stamp: DateTime<Utc>,
     rng: StdRng,
     subscribers: Vec<UnboundedSender<Transaction>>,
+    /// (table, key) → index in the open transaction's changes, so a second write of a row
+    /// folds into its first change without a scan (a seed of thousands of rows is one
+    /// transaction). Cleared by `commit` and `rollback`.
+    pending: HashMap<(String, String), usize>,
 }
 
 /// The key fields of `table` (panics for a table not in `TABLES`: a programming error).
@@ -83,6 +87,7 @@ impl Store {
             last_stamp: DateTime::<Utc>::MIN_UTC,
             rng: StdRng::seed_from_u64(seed ^ 0xACC0_4A71),
             subscribers: Vec::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -188,7 +193,7 @@ impl Store {
             .get_mut(table)
             .expect("known table")
             .insert(key.clone(), row.clone());
-        record(changes, table, &key, before, Some(row.clone()));
+        self.record(changes, table, &key, before, Some(row.clone()));
         row
     }
 
@@ -205,7 +210,7 @@ impl Store {
             .get_mut(table)
             .expect("known table")
             .insert(key.to_string(), row.clone());
-        record(changes, table, key, Some(before), Some(row));
+        self.record(changes, table, key, Some(before), Some(row));
     }
 
     pub fn delete_row(&mut self, table: &str, key: &str, changes: &mut Vec<Change>) {
@@ -213,12 +218,13 @@ impl Store {
             if let Some(Value::String(note)) = before.get("NoteID") {
                 self.extras.remove(note);
             }
-            record(changes, table, key, Some(before), None);
+            self.record(changes, table, key, Some(before), None);
         }
     }
 
     /// Undoes `changes` (a write that failed half-way leaves nothing behind).
     pub fn rollback(&mut self, changes: Vec<Change>) {
+        self.pending.clear();
         for change in changes.into_iter().rev() {
             let probe = change.after.as_ref().or(change.before.as_ref());
             let Some(probe) = probe else { continue };
@@ -236,7 +242,10 @@ impl Store {
     }
 
     /// Commits `changes` as one transaction and hands it to the subscribers.
-    pub fn commit(&mut self, changes: Vec<Change>) -> Option<u64> {
+    pub fn commit(&mut self, mut changes: Vec<Change>) -> Option<u64> {
+        self.pending.clear();
+        // A row inserted and deleted within the transaction never existed for anyone else.
+        changes.retain(|c| c.before.is_some() || c.after.is_some());
         if changes.is_empty() {
             return None;
         }
@@ -261,28 +270,29 @@ impl Store {
     }
 }
 
-/// Adds a change to the transaction, folding a second write of one row into the first.
-fn record(
-    changes: &mut Vec<Change>,
-    table: &str,
-    key: &str,
-    before: Option<Row>,
-    after: Option<Row>,
-) {
-    if let Some(existing) = changes.iter_mut().find(|c| {
-        c.table == table
-            && c.after
-                .as_ref()
-                .or(c.before.as_ref())
-                .map(|r| row_key(table, r) == key)
-                .unwrap_or(false)
-    }) {
-        existing.after = after;
-        return;
+impl Store {
+    /// Adds a change to the transaction, folding a second write of one row into the first.
+    fn record(
+        &mut self,
+        changes: &mut Vec<Change>,
+        table: &str,
+        key: &str,
+        before: Option<Row>,
+        after: Option<Row>,
+    ) {
+        let slot = (table.to_string(), key.to_string());
+        if let Some(&index) = self.pending.get(&slot)
+            && let Some(existing) = changes.get_mut(index)
+            && existing.table == table
+        {
+            existing.after = after;
+            return;
+        }
+        self.pending.insert(slot, changes.len());
+        changes.push(Change {
+            table: table.to_string(),
+            before,
+            after,
+        });
     }
-    changes.push(Change {
-        table: table.to_string(),
-        before,
-        after,
-    });
 }
