@@ -1495,3 +1495,73 @@ async fn a_put_with_a_filter_updates_the_record_it_names() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_order_line_cannot_be_shipped_twice_and_the_control_route_ships_as_a_clerk_would() {
+    let sandbox = start().await;
+    let client = signed_in(&sandbox).await;
+    put_json(&client, &url(&sandbox, "SalesOrder"), &order_body()).await;
+    let shipped: Value = reqwest::Client::new()
+        .post(format!("{}/__sandbox/shipments", sandbox.acumatica_url))
+        .json(&json!({
+            "order_nbr": "000001",
+            "quantities": {"1": 1},
+            "tracking_numbers": ["1Z1", "1Z2"],
+            "ship_via": "UPS",
+            "confirm": true
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nbr = shipped["shipment_nbr"].as_str().unwrap().to_string();
+    let (_, shipment) = get_json(
+        &client,
+        &url(
+            &sandbox,
+            &format!("Shipment/{nbr}?$expand=Packages,Details"),
+        ),
+    )
+    .await;
+    assert_eq!(shipment["Status"]["value"], "Confirmed");
+    assert_eq!(shipment["Packages"].as_array().unwrap().len(), 2);
+    assert_eq!(shipment["Details"].as_array().unwrap().len(), 1);
+    let (_, order) = get_json(&client, &url(&sandbox, "SalesOrder/SO/000001")).await;
+    assert_eq!(
+        order["Status"]["value"], "Back Order",
+        "one of two units shipped"
+    );
+
+    // Line 1 ordered 2, 1 shipped: 2 more is too many, 1 more is fine.
+    let line = |qty: f64| {
+        json!({
+            "CustomerID": {"value": "ABCSTUDIOS"},
+            "Details": [{"OrderType": {"value": "SO"}, "OrderNbr": {"value": "000001"},
+                         "OrderLineNbr": {"value": 1}, "ShippedQty": {"value": qty}}]
+        })
+    };
+    let (status, refused) = put_json(&client, &url(&sandbox, "Shipment"), &line(2.0)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused["Details"][0]["ShippedQty"]["error"].is_string(),
+        "{refused}"
+    );
+    let (status, _) = put_json(&client, &url(&sandbox, "Shipment"), &line(1.0)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_large_seed_starts_and_lists_in_full() {
+    let sandbox = start_with(SandboxOptions {
+        items: 3000,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let client = signed_in(&sandbox).await;
+    let (status, items) = get_json(&client, &url(&sandbox, "StockItem?$select=InventoryID")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(items.as_array().unwrap().len(), 3000);
+    assert_eq!(items[2999]["InventoryID"]["value"], "SB03000");
+}

@@ -804,13 +804,27 @@ pub fn put(
                         };
                         line.insert("OrigLineNbr".into(), json!(line_nbr as i64));
                         line.insert("InventoryCD".into(), order_line["InventoryCD"].clone());
+                        // What other shipments already take of this order line.
+                        let this_shipment = text(line, "ShipmentNbr");
+                        let on_other_shipments: f64 = store
+                            .table("SOShipLine")
+                            .values()
+                            .filter(|s| {
+                                text(s, "ShipmentNbr") != this_shipment
+                                    && text(s, "OrigOrderType") == order_type
+                                    && text(s, "OrigOrderNbr") == order_nbr
+                                    && number(s, "OrigLineNbr") == line_nbr
+                            })
+                            .map(|s| number(s, "ShippedQty"))
+                            .sum();
+                        let open_qty = number(&order_line, "OrderQty") - on_other_shipments;
                         if !line.contains_key("ShippedQty") || line["ShippedQty"].is_null() {
-                            line.insert("ShippedQty".into(), order_line["OrderQty"].clone());
+                            line.insert("ShippedQty".into(), json!(open_qty.max(0.0)));
                         }
-                        if number(line, "ShippedQty") > number(&order_line, "OrderQty") {
+                        if number(line, "ShippedQty") > open_qty {
                             return Err((
                                 "ShippedQty",
-                                "The shipped quantity cannot be greater than the ordered quantity."
+                                "The shipped quantity cannot be greater than the quantity still open on the order line."
                                     .into(),
                             ));
                         }
