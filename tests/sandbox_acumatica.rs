@@ -1565,3 +1565,24 @@ async fn a_large_seed_starts_and_lists_in_full() {
     assert_eq!(items.as_array().unwrap().len(), 3000);
     assert_eq!(items[2999]["InventoryID"]["value"], "SB03000");
 }
+
+#[tokio::test]
+async fn the_tables_are_readable_by_name_as_generic_inquiries_read_them() {
+    let sandbox = start().await;
+    let source = sandbox.acumatica.table_source();
+    let items = source.rows("InventoryItem").unwrap();
+    assert_eq!(items.len(), 20);
+    assert!(
+        items
+            .iter()
+            .all(|r| r["NoteID"].is_string() && r["LastModifiedDateTime"].is_string())
+    );
+    assert_eq!(source.rows("INSiteStatus").unwrap().len(), 40);
+    assert!(source.rows("NoSuchTable").is_none());
+    let client = signed_in(&sandbox).await;
+    put_json(&client, &url(&sandbox, "SalesOrder"), &order_body()).await;
+    let order = &source.rows("SOOrder").unwrap()[0];
+    assert_eq!(order["CustomerOrderNbr"], "000000123");
+    assert_eq!(order["CuryOrderTotal"], 32.7);
+    assert_eq!(order["Status"], "N");
+}

@@ -10,7 +10,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::tables::{Change, Row, TABLES, Transaction};
+use super::tables::{Change, Row, TABLES, TableSource, Transaction};
 
 /// Contract fields a table has no column for (a customer's contact, an order's date), kept per
 /// record so they round-trip; keyed by the record's `NoteID`.
@@ -294,5 +294,14 @@ impl Store {
             before,
             after,
         });
+    }
+}
+
+/// The tables, read through a shared handle to the store.
+pub struct StoreReader(pub std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl TableSource for StoreReader {
+    fn rows(&self, table: &str) -> Option<Vec<Row>> {
+        self.0.lock().unwrap().all_rows(table)
     }
 }

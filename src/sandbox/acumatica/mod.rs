@@ -48,7 +48,7 @@ pub struct AcumaticaSim {
     credentials: Credentials,
     pub faults: Arc<FaultInjector>,
     pub sessions: session::Sessions,
-    store: Mutex<data::Store>,
+    store: Arc<Mutex<data::Store>>,
     jobs: Mutex<HashMap<String, api::Job>>,
     token_rng: Mutex<StdRng>,
 }
@@ -69,7 +69,7 @@ impl AcumaticaSim {
             },
             faults: FaultInjector::new(System::Acumatica, options.seed, options.faults.clone()),
             sessions: session::Sessions::new(options.acumatica.clone()),
-            store: Mutex::new(store),
+            store: Arc::new(Mutex::new(store)),
             jobs: Mutex::new(HashMap::new()),
             token_rng: Mutex::new(StdRng::seed_from_u64(options.seed ^ 0x70CE_0000)),
         })
@@ -87,6 +87,12 @@ impl AcumaticaSim {
     /// notifications). Several subscribers each get every transaction.
     pub fn subscribe(&self) -> UnboundedReceiver<Transaction> {
         self.store.lock().unwrap().subscribe()
+    }
+
+    /// Read access to the tables that does not keep the simulation alive (for Generic
+    /// Inquiries and push notifications, which the simulation itself owns).
+    pub fn table_source(&self) -> Arc<dyn TableSource> {
+        Arc::new(data::StoreReader(self.store.clone()))
     }
 
     /// Counters of sessions, requests and limit violations.
