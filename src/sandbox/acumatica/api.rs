@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AcumaticaSim;
+use super::actions;
 use super::data::Store;
 use super::data::key_of;
 use super::entities::{self, Entity, Expand, PutMode, Refusal};
@@ -561,7 +562,7 @@ pub async fn action(
         (
             key,
             note_id,
-            entities::action_refusal(&store, entity, &action, &row),
+            actions::action_refusal(&store, entity, &action, &row),
         )
     };
     if let Some(text) = refusal {
@@ -597,7 +598,7 @@ pub async fn action(
         let result = {
             let mut store = runner.store.lock().unwrap();
             let mut changes = Vec::new();
-            match entities::run_action(&mut store, entity, &action, &key, &mut changes) {
+            match actions::run_action(&mut store, entity, &action, &key, &mut changes) {
                 Ok(()) => {
                     store.commit(changes);
                     Ok(())

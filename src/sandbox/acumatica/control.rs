@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AcumaticaSim;
+use super::actions;
 use super::data::key_of;
 use super::entities::{self, Entity, Expand, PutMode};
 use super::session::AcumaticaOptions;
@@ -405,7 +406,7 @@ async fn create_shipment(
     let nbr = row["ShipmentNbr"].as_str().unwrap_or_default().to_string();
     if request.confirm {
         let mut changes = Vec::new();
-        if let Err(e) = entities::run_action(
+        if let Err(e) = actions::run_action(
             &mut store,
             Entity::Shipment,
             "ConfirmShipment",

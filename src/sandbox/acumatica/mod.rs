@@ -3,11 +3,13 @@
 //! - `auth`, `session`: sign-in (cookies, OAuth 2.0) and the licence limits;
 //! - `data`, `tables`: the tenant's tables and the transactions every write commits;
 //! - `entities`, `mapping`, `validate`, `schema`: contract entities as views over the tables;
+//! - `actions`: ConfirmShipment and CancelSalesOrder; `odata`: `$filter` (part 2);
 //! - `api`: the entity routes; `control`: `/__sandbox/…`; `seed`: starting data.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod control;
