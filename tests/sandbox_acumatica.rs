@@ -1586,3 +1586,33 @@ async fn the_tables_are_readable_by_name_as_generic_inquiries_read_them() {
     assert_eq!(order["CuryOrderTotal"], 32.7);
     assert_eq!(order["Status"], "N");
 }
+
+#[tokio::test]
+async fn the_control_route_adds_a_new_stock_item_in_one_transaction() {
+    let sandbox = start().await;
+    let mut transactions = sandbox.acumatica.subscribe();
+    let response = reqwest::Client::new()
+        .post(format!("{}/__sandbox/items/FRESH01", sandbox.acumatica_url))
+        .json(
+            &json!({"description": "Fresh item", "price": 5.5, "weight": 1.25,
+                      "warehouses": {"RETAIL": {"qty_on_hand": 3, "qty_avail": 3}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let t = transactions.try_recv().unwrap();
+    assert_eq!(t.changes.len(), 2);
+    assert!(t.changes.iter().all(|c| c.before.is_none()));
+    let client = signed_in(&sandbox).await;
+    let (status, item) = get_json(
+        &client,
+        &url(&sandbox, "StockItem/FRESH01?$expand=WarehouseDetails"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(item["Description"]["value"], "Fresh item");
+    assert_eq!(item["DefaultPrice"]["value"], 5.5);
+    assert_eq!(item["DimensionWeight"]["value"], 1.25);
+    assert_eq!(item["WarehouseDetails"][0]["QtyOnHand"]["value"], 3.0);
+}

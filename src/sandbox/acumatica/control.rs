@@ -172,6 +172,7 @@ struct SiteChange {
 #[serde(deny_unknown_fields)]
 struct ItemChange {
     price: Option<f64>,
+    weight: Option<f64>,
     description: Option<String>,
     /// Contract value ("Active", "Inactive", …) or code ("AC", …).
     status: Option<String>,
@@ -179,8 +180,8 @@ struct ItemChange {
     warehouses: BTreeMap<String, SiteChange>,
 }
 
-/// Changes one stock item (price, description, status, quantities per warehouse) as a user
-/// editing it would: one transaction.
+/// Changes one stock item (price, description, status, weight, quantities per warehouse) as
+/// a user editing it would, or adds it when the id is new: one transaction.
 async fn update_item(
     State(sim): State<Arc<AcumaticaSim>>,
     Path(inventory_id): Path<String>,
@@ -191,16 +192,26 @@ async fn update_item(
         Err(e) => return bad_request(e.to_string()),
     };
     let mut store = sim.store.lock().unwrap();
-    let Some(mut item) = store
+    // A new id is a new stock item, as a user adding one on the Stock Items form.
+    let mut item = store
         .get("InventoryItem", &key_of(&[&inventory_id]))
         .cloned()
-    else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no stock item {inventory_id}") })),
-        )
-            .into_response();
-    };
+        .unwrap_or_else(|| {
+            [
+                ("InventoryCD", json!(inventory_id)),
+                ("Descr", json!(inventory_id)),
+                ("ItemStatus", json!("AC")),
+                ("ItemClassID", json!("STOCKITEM")),
+                ("BasePrice", json!(0.0)),
+                ("BaseWeight", json!(0.0)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+        });
+    if let Some(weight) = change.weight {
+        item.insert("BaseWeight".into(), json!(weight));
+    }
     let mut changes = Vec::new();
     if let Some(price) = change.price {
         item.insert("BasePrice".into(), json!(price));
