@@ -1616,3 +1616,37 @@ async fn the_control_route_adds_a_new_stock_item_in_one_transaction() {
     assert_eq!(item["DimensionWeight"]["value"], 1.25);
     assert_eq!(item["WarehouseDetails"][0]["QtyOnHand"]["value"], 3.0);
 }
+
+#[tokio::test]
+async fn if_match_updates_an_existing_record_and_a_bad_code_value_is_422() {
+    let sandbox = start().await;
+    let client = signed_in(&sandbox).await;
+    let response = client
+        .put(url(&sandbox, "StockItem"))
+        .header("If-Match", "*")
+        .json(&json!({"InventoryID": {"value": "SB00002"}, "ItemStatus": {"value": "Inactive"}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, item) = checked("PUT", response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(item["ItemStatus"]["value"], "Inactive");
+    let row = sandbox
+        .acumatica
+        .table_source()
+        .rows("InventoryItem")
+        .unwrap()
+        .into_iter()
+        .find(|r| r["InventoryCD"] == "SB00002")
+        .unwrap();
+    assert_eq!(row["ItemStatus"], "IN", "the table keeps Acumatica's code");
+
+    let (status, refused) = put_json(
+        &client,
+        &url(&sandbox, "StockItem"),
+        &json!({"InventoryID": {"value": "SB00002"}, "ItemStatus": {"value": "Sleeping"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused["ItemStatus"]["error"].is_string());
+}
