@@ -88,11 +88,17 @@ impl SandboxEnv {
 
     /// `POST {acumatica}/__sandbox/{path}` with `body`.
     pub fn acumatica_control(&self, path: &str, body: Value) -> Value {
-        self.post_json(format!("{}/__sandbox/{path}", self.sandbox.acumatica_url), body)
+        self.post_json(
+            format!("{}/__sandbox/{path}", self.sandbox.acumatica_url),
+            body,
+        )
     }
 
     /// `POST {magento}/__sandbox/{path}` with `body`.
     pub fn magento_control(&self, path: &str, body: Value) -> Value {
-        self.post_json(format!("{}/__sandbox/{path}", self.sandbox.magento_url), body)
+        self.post_json(
+            format!("{}/__sandbox/{path}", self.sandbox.magento_url),
+            body,
+        )
     }
 }
