@@ -37,6 +37,9 @@ pub struct SandboxOptions {
     pub orders: usize,
     /// Faults applied to both systems from the start (each can be changed later over HTTP).
     pub faults: Faults,
+    /// The simulated Acumatica licence limits and timings (sessions, concurrency, requests
+    /// per minute, idle timeout, action duration).
+    pub acumatica: acumatica::AcumaticaOptions,
 }
 
 impl Default for SandboxOptions {
@@ -48,6 +51,7 @@ impl Default for SandboxOptions {
             timezone: chrono_tz::America::New_York,
             orders: 5,
             faults: Faults::default(),
+            acumatica: acumatica::AcumaticaOptions::default(),
         }
     }
 }
