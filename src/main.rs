@@ -8,6 +8,13 @@ use connector::cli::Cli;
 use connector::error;
 
 fn main() -> ExitCode {
+    // `connector status | head` must end quietly when the reader goes away, as other Unix
+    // tools do, instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing(cli.quiet, cli.verbose);
     match connector::commands::run(cli) {
