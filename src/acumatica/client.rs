@@ -65,6 +65,8 @@ struct Login {
 #[derive(Default)]
 struct SessionState {
     logged_in: bool,
+    /// Set aside until then: the licence had no API-user slot for it.
+    unavailable_until: Option<std::time::Instant>,
     /// Bumped at each login, so concurrent 401s on one session log in once.
     generation: u64,
     bearer: Option<Secret>,
@@ -82,6 +84,8 @@ pub struct AcumaticaClient {
     login: Login,
     sessions: Vec<Session>,
     next_session: AtomicUsize,
+    /// Sessions logged in right now.
+    open: AtomicUsize,
     limiter: RequestLimiter,
     backoff: Backoff,
 }
@@ -138,6 +142,7 @@ impl AcumaticaClient {
             },
             sessions,
             next_session: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
             limiter: RequestLimiter::new(a.max_concurrent_requests, Some(a.requests_per_minute)),
             backoff: Backoff::default(),
         })
@@ -303,9 +308,7 @@ impl AcumaticaClient {
         basic: bool,
     ) -> Result<Reply, AcumaticaError> {
         let path = url.strip_prefix(&self.site).unwrap_or(url).to_string();
-        let index = self.next_session.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        let session = &self.sessions[index];
-        let mut generation = self.ensure_logged_in(session).await?;
+        let (session, mut generation) = self.pick_session().await?;
         let mut relogged = false;
         let mut attempt = 0;
         loop {
@@ -418,13 +421,52 @@ impl AcumaticaClient {
         }
     }
 
-    /// Logs the session in if it is not; returns its login generation.
-    async fn ensure_logged_in(&self, session: &Session) -> Result<u64, AcumaticaError> {
+    /// The next session in turn, logged in; returns it with its login generation. When the
+    /// licence has fewer API-user slots than `max_sessions`, a session that cannot log in is set
+    /// aside for a minute and the work goes to the sessions that could: fewer in parallel, but
+    /// never a failure while one session is open.
+    async fn pick_session(&self) -> Result<(&Session, u64), AcumaticaError> {
+        let n = self.sessions.len();
+        let start = self.next_session.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            let session = &self.sessions[(start + k) % n];
+            let mut state = session.state.lock().await;
+            if state.logged_in {
+                return Ok((session, state.generation));
+            }
+            if state
+                .unavailable_until
+                .is_some_and(|until| std::time::Instant::now() < until)
+            {
+                continue;
+            }
+            // With another session open, one quick try: waiting for a slot is pointless.
+            let others_open = self.open.load(Ordering::Relaxed) > 0;
+            let attempts = if others_open {
+                1
+            } else {
+                self.backoff.attempts
+            };
+            match self.login(session, &mut state, attempts).await {
+                Ok(()) => return Ok((session, state.generation)),
+                Err(AcumaticaError::LoginLimit { .. }) if self.open.load(Ordering::Relaxed) > 0 => {
+                    tracing::info!(
+                        "the licence has no API-user slot for another session; working with fewer"
+                    );
+                    state.unavailable_until =
+                        Some(std::time::Instant::now() + Duration::from_secs(60));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Every session is set aside and none is open: wait for a slot on the first one.
+        let session = &self.sessions[start];
         let mut state = session.state.lock().await;
         if !state.logged_in {
-            self.login(session, &mut state).await?;
+            self.login(session, &mut state, self.backoff.attempts)
+                .await?;
         }
-        Ok(state.generation)
+        Ok((session, state.generation))
     }
 
     /// Logs in again unless another request already did since `seen_generation`.
@@ -435,16 +477,23 @@ impl AcumaticaClient {
     ) -> Result<u64, AcumaticaError> {
         let mut state = session.state.lock().await;
         if state.generation == seen_generation {
-            state.logged_in = false;
-            self.login(session, &mut state).await?;
+            if state.logged_in {
+                state.logged_in = false;
+                self.open.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.login(session, &mut state, self.backoff.attempts)
+                .await?;
         }
         Ok(state.generation)
     }
 
+    /// Logs one session in, trying up to `max_attempts` times while the server is busy or the
+    /// licence is full.
     async fn login(
         &self,
         session: &Session,
         state: &mut SessionState,
+        max_attempts: u32,
     ) -> Result<(), AcumaticaError> {
         let path = match self.login.auth {
             AcumaticaAuth::Session => "/entity/auth/login",
@@ -505,7 +554,7 @@ impl AcumaticaClient {
             drop(permit);
             let (status, headers, text) = match outcome {
                 Ok(x) => x,
-                Err(e) if attempt < self.backoff.attempts => {
+                Err(e) if attempt < max_attempts => {
                     tracing::debug!("Acumatica login failed: {e}; retrying");
                     tokio::time::sleep(self.backoff.delay(attempt, None)).await;
                     continue;
@@ -537,7 +586,11 @@ impl AcumaticaClient {
                     state.bearer = Some(Secret::new(access));
                     state.refresh_token = token["refresh_token"].as_str().map(Secret::new);
                 }
+                if !state.logged_in {
+                    self.open.fetch_add(1, Ordering::Relaxed);
+                }
                 state.logged_in = true;
+                state.unavailable_until = None;
                 state.generation += 1;
                 return Ok(());
             }
@@ -558,7 +611,7 @@ impl AcumaticaClient {
                     message: error_message(&text),
                 });
             }
-            if (over_limit || status.is_server_error()) && attempt < self.backoff.attempts {
+            if (over_limit || status.is_server_error()) && attempt < max_attempts {
                 let wait = self.backoff.delay(attempt, retry_after(&headers));
                 tracing::info!(
                     status = status.as_u16(),
@@ -570,13 +623,10 @@ impl AcumaticaClient {
             }
             let message = error_message(&text);
             return Err(if over_limit {
-                AcumaticaError::GaveUp {
-                    method: "POST".into(),
-                    path: path.into(),
+                AcumaticaError::LoginLimit {
+                    url: self.site.clone(),
                     attempts: attempt,
-                    last: format!(
-                        "API login limit reached ({message}); free a session or raise acumatica.max_sessions in the licence"
-                    ),
+                    message,
                 }
             } else {
                 AcumaticaError::Http {
@@ -613,6 +663,7 @@ impl AcumaticaClient {
             }
             drop(permit);
             *state = SessionState::default();
+            self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -14,6 +14,15 @@ pub enum AcumaticaError {
         tenant: String,
         message: String,
     },
+    /// Every API-user slot of the licence stayed taken through every try.
+    #[error(
+        "Acumatica at {url} refused a login {attempts} time(s): the licence's API-user limit is reached ({message}); close other integrations' sessions, wait about ten minutes for abandoned ones to expire, or lower acumatica.max_sessions"
+    )]
+    LoginLimit {
+        url: String,
+        attempts: u32,
+        message: String,
+    },
     /// Acumatica answered with an error that retrying will not fix.
     #[error("{method} {path}: Acumatica answered {status}: {message}")]
     Http {
