@@ -76,12 +76,20 @@ fn unknown_command_and_flag_are_usage_errors() {
 }
 
 #[test]
-fn the_demo_is_not_built_yet_and_says_so() {
+fn the_demo_walks_the_life_cycle_and_exits_0_leaving_nothing_running() {
     let dir = TestDir::new();
-    dir.command(&["demo"])
-        .expect_exit(1)
-        .one_line_error()
-        .stderr_has("`connector demo` is not implemented yet");
+    let out = dir.command(&["demo"]).expect_exit(0);
+    for line in [
+        "connector init --yes: 10 objects created",
+        "a push notification arrives",
+        "connector deactivate --pause",
+        "message(s) held",
+        "connector activate",
+        "connector deactivate --stop",
+        "nothing is left running",
+    ] {
+        out.stdout_has(line);
+    }
 }
 
 #[test]
