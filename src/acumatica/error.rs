@@ -81,14 +81,8 @@ impl AcumaticaError {
 /// listed with their field names.
 pub fn error_message(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
-        let text = body.trim();
-        return if text.is_empty() {
-            "(empty reply)".to_string()
-        } else if text.starts_with('<') {
-            "(an HTML page, probably from a proxy in front of Acumatica)".to_string()
-        } else {
-            text.chars().take(300).collect()
-        };
+        return crate::http::describe_plain_body(body, "Acumatica");
+    };
     };
     let mut field_errors = Vec::new();
     collect_field_errors(&json, "", &mut field_errors);

@@ -61,14 +61,8 @@ impl MagentoError {
 /// `%name` from a `parameters` object.
 pub fn error_message(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
-        let text = body.trim();
-        return if text.is_empty() {
-            "(empty reply)".to_string()
-        } else if text.starts_with('<') {
-            "(an HTML page, probably from a proxy or the web server in front of Magento)".into()
-        } else {
-            text.chars().take(300).collect()
-        };
+        return crate::http::describe_plain_body(body, "Magento");
+    };
     };
     let Some(message) = json.get("message").and_then(Value::as_str) else {
         return json.to_string().chars().take(300).collect();

@@ -54,6 +54,33 @@ pub enum StoreError {
     },
 }
 
+/// Queues one message unless its dedupe key is already queued; true when it was new.
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage,
+    status: &str,
+    at: &str,
+) -> rusqlite::Result<bool> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
+                               payload, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )?;
+    let inserted = insert.execute(params![
+        m.direction,
+        m.entity,
+        m.natural_key,
+        m.version,
+        m.dedupe_key,
+        m.operation,
+        m.payload,
+        status,
+        at
+    ])?;
+    Ok(inserted > 0)
+}
+
 /// The connector's life-cycle states (DESIGN.md section 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,12 +317,6 @@ impl Store {
         let at = now();
         let mut outcomes = Vec::with_capacity(batches.len());
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
-                                       payload, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )?;
             let mut supersede = tx.prepare_cached(
                 "UPDATE messages SET status = 'skipped', last_error = 'superseded by a newer upsert', updated_at = ?4
                  WHERE entity = ?1 AND natural_key = ?2 AND operation = 'delete'
@@ -309,18 +330,7 @@ impl Store {
             for batch in batches {
                 let mut outcome = EnqueueOutcome::default();
                 for m in batch {
-                    let inserted = insert.execute(params![
-                        m.direction,
-                        m.entity,
-                        m.natural_key,
-                        m.version,
-                        m.dedupe_key,
-                        m.operation,
-                        m.payload,
-                        status,
-                        at
-                    ])?;
-                    if inserted == 0 {
+                    if !insert_message(&tx, m, status, &at)? {
                         outcome.duplicates += 1;
                         continue;
                     }
