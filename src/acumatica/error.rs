@@ -83,7 +83,6 @@ pub fn error_message(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
         return crate::http::describe_plain_body(body, "Acumatica");
     };
-    };
     let mut field_errors = Vec::new();
     collect_field_errors(&json, "", &mut field_errors);
     if !field_errors.is_empty() {

@@ -63,7 +63,6 @@ pub fn error_message(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
         return crate::http::describe_plain_body(body, "Magento");
     };
-    };
     let Some(message) = json.get("message").and_then(Value::as_str) else {
         return json.to_string().chars().take(300).collect();
     };
