@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::openapi::Spec;
+use support::openapi::{Spec, assert_conforms};
 
 /// The errors of a check that must fail, joined for `contains` assertions.
 fn failure(result: Result<(), Vec<String>>) -> String {
@@ -233,6 +233,102 @@ fn magento_error_replies_use_error_response_through_default() {
     );
 }
 
+#[test]
+fn magento_error_parameters_positional_or_named() {
+    // DESIGN.md section 7: `parameters` is an array for "%1" and an object for "%fieldName",
+    // as Magento sends them (the document declares only an array of objects).
+    let spec = Spec::magento();
+    assert_conforms(spec.check_response(
+        "PUT",
+        "/V1/products/ABC-1",
+        400,
+        &json!({ "message": "The \"%1\" attribute value is empty.", "parameters": ["name"] }),
+    ));
+    assert_conforms(spec.check_response(
+        "GET",
+        "/V1/orders/9",
+        404,
+        &json!({ "message": "No such entity with %fieldName = %fieldValue", "parameters": { "fieldName": "id", "fieldValue": 9 } }),
+    ));
+    assert_conforms(spec.check_response(
+        "POST",
+        "/V1/inventory/source-items",
+        400,
+        &json!({ "message": "Validation Failed", "errors": [{ "message": "\"%field\" can not be empty.", "parameters": { "field": "sku" } }] }),
+    ));
+    let message = failure(spec.check_response(
+        "GET",
+        "/V1/orders/9",
+        404,
+        &json!({ "message": "x", "parameters": "id" }),
+    ));
+    assert!(message.contains(r#""/parameters": expected array or object, found string "id" (schema error-parameters)"#), "{message}");
+}
+
+#[test]
+fn magento_void_operation_answers_200_with_an_empty_array() {
+    // The document declares no 200 for a void method; Magento answers 200 with `[]`.
+    let spec = Spec::magento();
+    assert_conforms(spec.check_response("POST", "/V1/inventory/source-items", 200, &json!([])));
+    let message = failure(spec.check_response(
+        "POST",
+        "/V1/inventory/source-items",
+        200,
+        &json!({ "ok": true }),
+    ));
+    assert!(
+        message.contains("a void operation answers 200 with [], found object"),
+        "{message}"
+    );
+    // Its errors are still checked against error-response.
+    let message =
+        failure(spec.check_response("POST", "/V1/inventory/source-items", 400, &json!([])));
+    assert!(
+        message.contains("expected object, found array (schema error-response)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn magento_nested_required_applies_to_replies_not_to_requests() {
+    let spec = Spec::magento();
+    // A partial stock item is a normal request: Magento only requires the method's parameters.
+    let partial = json!({ "stockItem": { "qty": 5, "is_in_stock": true } });
+    assert_conforms(spec.check_request("PUT", "/V1/products/ABC-1/stockItems/1", Some(&partial)));
+    let message = failure(spec.check_request(
+        "PUT",
+        "/V1/products/ABC-1/stockItems/1",
+        Some(&json!({ "qty": 5 })),
+    ));
+    assert!(
+        message.contains(r#""": missing required property "stockItem""#),
+        "{message}"
+    );
+    // Types and undeclared properties still count below the top level.
+    let wrong = json!({ "stockItem": { "qty": "5", "warehouse": "main" } });
+    let message =
+        failure(spec.check_request("PUT", "/V1/products/ABC-1/stockItems/1", Some(&wrong)));
+    assert!(
+        message.contains(r#""/stockItem/qty": expected number"#),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#""/stockItem/warehouse": property "warehouse" is not declared"#),
+        "{message}"
+    );
+    // A reply must carry every required property.
+    let mut product = magento_product();
+    product["extension_attributes"]["stock_item"]
+        .as_object_mut()
+        .unwrap()
+        .remove("qty");
+    let message = failure(spec.check_response("GET", "/V1/products/ABC-1", 200, &product));
+    assert!(
+        message.contains(r#""/extension_attributes/stock_item": missing required property "qty""#),
+        "{message}"
+    );
+}
+
 // ---------- Magento: paths and requests ----------
 
 #[test]
@@ -347,6 +443,12 @@ fn magento_unknown_paths_methods_and_statuses_fail() {
     );
     // Paths are relative to `/rest/{store}`: the prefix itself is a caller mistake.
     failure(spec.check_request("GET", "/rest/default/V1/products/ABC-1", None));
+    // Path parameters carry their declared type.
+    let message = failure(spec.check_request("GET", "/V1/orders/abc", None));
+    assert!(
+        message.contains(r#"GET /V1/orders/{id}: path parameter id="abc": expected integer"#),
+        "{message}"
+    );
 }
 
 // ---------- Acumatica ----------
@@ -411,6 +513,51 @@ fn acumatica_invented_field_and_wrong_value_type_fail() {
     assert!(
         message.contains(
             r#""/Description/text": property "text" is not declared (schema StringValue)"#
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn acumatica_links_are_rejected_and_delete_is_a_request_flag_only() {
+    // The document's `Entity` has id, rowNumber, note, custom, error and files; the official
+    // client's Entity adds `delete` (a request flag to delete a detail row) and no `_links`.
+    let spec = Spec::acumatica();
+    let mut item = acumatica_stock_item();
+    item["_links"] = json!({ "self": "/entity/Default/24.200.001/StockItem/5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162" });
+    let message = failure(spec.check_response("GET", "/StockItem/ABC-1", 200, &item));
+    assert!(
+        message.contains(r#""/_links": property "_links" is not declared (schema StockItem)"#),
+        "{message}"
+    );
+
+    let mut order = json!({
+        "OrderType": { "value": "SO" }, "OrderNbr": { "value": "000123" },
+        "Details": [{ "id": "5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162", "delete": true }]
+    });
+    assert_conforms(spec.check_request("PUT", "/SalesOrder", Some(&order)));
+    let message = failure(spec.check_response("PUT", "/SalesOrder", 200, &order));
+    assert!(
+        message.contains(
+            r#""/Details/0/delete": property "delete" is not declared (schema SalesOrderDetail)"#
+        ),
+        "{message}"
+    );
+    order["Details"][0]["delete"] = json!("yes");
+    let message = failure(spec.check_request("PUT", "/SalesOrder", Some(&order)));
+    assert!(
+        message.contains(r#""/Details/0/delete": expected boolean, found string "yes""#),
+        "{message}"
+    );
+    // Only entities carry it: a wrapped value does not.
+    let message = failure(spec.check_request(
+        "PUT",
+        "/SalesOrder",
+        Some(&json!({ "OrderNbr": { "value": "1", "delete": true } })),
+    ));
+    assert!(
+        message.contains(
+            r#""/OrderNbr/delete": property "delete" is not declared (schema StringValue)"#
         ),
         "{message}"
     );
@@ -537,7 +684,90 @@ fn acumatica_query_parameters_are_declared_ones() {
     assert!(message.contains("expected integer"), "{message}");
 }
 
+#[test]
+fn full_url_paths_are_made_relative_to_each_base() {
+    let (magento, acumatica) = (Spec::magento(), Spec::acumatica());
+    assert_eq!(
+        magento.relative_path("/magento/rest/default/V1/products/A%2F1"),
+        Some("/V1/products/A%2F1")
+    );
+    assert_eq!(
+        magento.relative_path("/rest/all/V1/products/base-prices"),
+        Some("/V1/products/base-prices")
+    );
+    assert_eq!(
+        magento.relative_path("/rest/V1/orders/5"),
+        Some("/V1/orders/5")
+    );
+    assert_eq!(magento.relative_path("/magento/__sandbox/state"), None);
+    assert_eq!(
+        acumatica.relative_path("/acumatica/entity/Default/24.200.001/SalesOrder/SO/000123"),
+        Some("/SalesOrder/SO/000123")
+    );
+    assert_eq!(
+        acumatica.relative_path("/acumatica/entity/auth/login"),
+        None
+    );
+    assert_eq!(
+        acumatica.relative_path("/entity/Default/24.200.0011/StockItem"),
+        None
+    );
+    // And what they give is what the checks take.
+    let path = acumatica
+        .relative_path("/acumatica/entity/Default/24.200.001/StockItem/%24adHocSchema")
+        .unwrap();
+    assert_eq!(
+        acumatica.route("GET", path).as_deref(),
+        Ok("/StockItem/$adHocSchema")
+    );
+}
+
 // ---------- the documents themselves ----------
+
+/// A concrete path for a template: uuids for Acumatica's session `{id}`, two key values for
+/// its `{ids}`, and "1" (an integer, a number and a string alike) for everything else.
+fn concrete_path(spec_is_acumatica: bool, template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| match segment {
+            "{id}" if spec_is_acumatica => "5f0e3a1c-2b7d-4c1e-9a55-1d2e3f405162".to_string(),
+            "{ids}" if spec_is_acumatica => "K1/K2".to_string(),
+            s if s.starts_with('{') => "1".to_string(),
+            s => s.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn every_operation_is_reached_through_its_own_template() {
+    for (spec, is_acumatica) in [(Spec::magento(), false), (Spec::acumatica(), true)] {
+        let operations = spec.operations();
+        assert!(operations.len() > 500, "{} operations", operations.len());
+        let shadowed: Vec<String> = operations
+            .iter()
+            .filter_map(|(method, template)| {
+                let path = concrete_path(is_acumatica, template);
+                match spec.route(method, &path) {
+                    Ok(found) if found == *template => None,
+                    other => Some(format!("{method} {template} (as {path}) -> {other:?}")),
+                }
+            })
+            .collect();
+        assert!(
+            shadowed.is_empty(),
+            "operations another template takes: {shadowed:#?}"
+        );
+    }
+}
+
+#[test]
+fn documents_have_no_broken_refs() {
+    for spec in [Spec::magento(), Spec::acumatica()] {
+        let broken = spec.broken_refs();
+        assert!(broken.is_empty(), "{broken:#?}");
+    }
+}
 
 #[test]
 fn documents_use_only_supported_keywords() {

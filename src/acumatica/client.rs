@@ -24,6 +24,13 @@ pub enum Precondition {
     UpdateOnly,
 }
 
+/// A request body.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Json(&'a Value),
+    Xml(&'a str),
+}
+
 /// A reply, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -246,8 +253,15 @@ impl AcumaticaClient {
         precondition: Option<Precondition>,
         idempotent: bool,
     ) -> Result<Reply, AcumaticaError> {
-        self.send_as(method, url, body, precondition, idempotent, false)
-            .await
+        self.send_as(
+            method,
+            url,
+            body.map(Body::Json),
+            precondition,
+            idempotent,
+            false,
+        )
+        .await
     }
 
     /// Reads a Generic Inquiry over OData (`/t/{tenant}/api/odata/gi/{gi}`), whose feed
@@ -273,11 +287,17 @@ impl AcumaticaClient {
         reply.json("GET", url.path())
     }
 
+    /// Posts an XML document (the endpoint maintenance API takes the endpoint as XML).
+    pub async fn post_xml(&self, url: &str, xml: &str) -> Result<Reply, AcumaticaError> {
+        self.send_as(Method::POST, url, Some(Body::Xml(xml)), None, true, false)
+            .await
+    }
+
     async fn send_as(
         &self,
         method: Method,
         url: &str,
-        body: Option<&Value>,
+        body: Option<Body<'_>>,
         precondition: Option<Precondition>,
         idempotent: bool,
         basic: bool,
@@ -305,8 +325,14 @@ impl AcumaticaClient {
                 Some(Precondition::UpdateOnly) => request = request.header(header::IF_MATCH, "*"),
                 None => {}
             }
-            if let Some(body) = body {
-                request = request.json(body);
+            match body {
+                Some(Body::Json(json)) => request = request.json(json),
+                Some(Body::Xml(xml)) => {
+                    request = request
+                        .header(header::CONTENT_TYPE, "application/xml")
+                        .body(xml.to_string())
+                }
+                None => {}
             }
             let permit = self.limiter.acquire().await;
             let outcome = request.send().await;

@@ -1,6 +1,7 @@
 //! The Acumatica client (contract-based REST API): sessions within the licence, retries,
 //! typed errors. DESIGN.md section 6 lists the facts it is built on.
 
+pub mod admin;
 mod client;
 mod error;
 

@@ -1,10 +1,15 @@
 //! One file per subcommand: parse what clap left, confirm, call the library, print.
 
+mod activate;
+mod confirm;
+mod deactivate;
+mod init;
 mod listen;
-mod not_yet;
+mod report;
 mod sandbox;
 mod status;
 mod sync;
+mod uninstall;
 
 use std::path::Path;
 
@@ -15,10 +20,10 @@ use crate::config::{self, Config};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config_file = cli.config.as_deref();
     match cli.command {
-        Command::Init(_) => not_yet::run("init", config_file),
-        Command::Deactivate(_) => not_yet::run("deactivate", config_file),
-        Command::Activate(_) => not_yet::run("activate", config_file),
-        Command::Uninstall(_) => not_yet::run("uninstall", config_file),
+        Command::Init(args) => init::run(args, &load_config(config_file)?, cli.quiet),
+        Command::Deactivate(args) => deactivate::run(args, &load_config(config_file)?, cli.quiet),
+        Command::Activate(args) => activate::run(args, &load_config(config_file)?, cli.quiet),
+        Command::Uninstall(args) => uninstall::run(args, &load_config(config_file)?, cli.quiet),
         Command::Sync(args) => sync::run(args, &load_config(config_file)?, cli.quiet),
         Command::Status(args) => status::run(args, &load_config(config_file)?),
         Command::Listen(args) => listen::run(args, &load_config(config_file)?, cli.quiet),

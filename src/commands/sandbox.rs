@@ -28,6 +28,7 @@ pub fn run(args: SandboxArgs, quiet: bool) -> anyhow::Result<()> {
         items: args.items,
         orders: args.orders,
         faults,
+        ..SandboxOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

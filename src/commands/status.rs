@@ -5,14 +5,16 @@ use serde::Serialize;
 
 use crate::cli::ReportArgs;
 use crate::config::Config;
-use crate::store::{Lifecycle, QueueCounts, Store, Transition};
+use crate::store::{Lifecycle, QueueCounts, RemoteObject, RunSummary, Store, Transition};
 
 #[derive(Serialize)]
 struct StatusReport {
     state: &'static str,
     since: String,
     transitions: Vec<Transition>,
+    remote_objects: Vec<RemoteObject>,
     queue: QueueCounts,
+    last_run: Option<RunSummary>,
     /// The push receiver's counters: accepted, duplicates, rejected_<reason>.
     receiver: std::collections::BTreeMap<String, u64>,
     store: String,
@@ -28,7 +30,11 @@ pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
         transitions: store
             .transitions(5)
             .context("reading the life-cycle history")?,
+        remote_objects: store
+            .remote_objects()
+            .context("reading the remote objects")?,
         queue: store.queue_counts().context("reading the queue")?,
+        last_run: store.last_run().context("reading the last run")?,
         receiver: store
             .receiver_counts()
             .context("reading the receiver's counters")?,
@@ -47,6 +53,26 @@ pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
         "queue:  {} pending, {} held, {} failed, {} dead, {} skipped, {} delivered",
         q.pending, q.held, q.failed, q.dead, q.skipped, q.delivered
     );
+    match &report.last_run {
+        Some(run) => println!(
+            "last sync: run {} started {}, {}",
+            run.id,
+            run.started_at,
+            run.outcome.as_deref().unwrap_or("did not finish")
+        ),
+        None => println!("last sync: never"),
+    }
+    if !report.remote_objects.is_empty() {
+        println!("objects in Acumatica (as last seen):");
+        for o in &report.remote_objects {
+            println!(
+                "  {:<18} {:<24} {}",
+                o.kind,
+                o.name,
+                if o.active { "active" } else { "inactive" }
+            );
+        }
+    }
     if !report.receiver.is_empty() {
         let counts: Vec<String> = report
             .receiver

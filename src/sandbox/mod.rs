@@ -30,10 +30,16 @@ pub struct SandboxOptions {
     pub seed: u64,
     /// Number of stock items / products generated at start.
     pub items: usize,
+    /// The simulated Acumatica tenant's time zone: push rows carry date-times in it, without
+    /// offset, and OData GI reads with its offset.
+    pub timezone: chrono_tz::Tz,
     /// Number of Magento orders generated at start.
     pub orders: usize,
     /// Faults applied to both systems from the start (each can be changed later over HTTP).
     pub faults: Faults,
+    /// The simulated Acumatica licence limits and timings (sessions, concurrency, requests
+    /// per minute, idle timeout, action duration).
+    pub acumatica: acumatica::AcumaticaOptions,
 }
 
 impl Default for SandboxOptions {
@@ -42,8 +48,10 @@ impl Default for SandboxOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 1,
             items: 20,
+            timezone: chrono_tz::America::New_York,
             orders: 5,
             faults: Faults::default(),
+            acumatica: acumatica::AcumaticaOptions::default(),
         }
     }
 }

@@ -99,6 +99,25 @@ pub struct Transition {
     pub command: String,
 }
 
+/// One of the connector's objects in Acumatica, as last seen.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RemoteObject {
+    pub kind: String,
+    pub name: String,
+    pub active: bool,
+    pub seen_at: String,
+}
+
+/// A sync run, for `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+    pub counts: serde_json::Value,
+}
+
 /// Message counts by status, for `status`.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct QueueCounts {
@@ -319,6 +338,67 @@ impl Store {
         }
         tx.commit()?;
         Ok(PushCommit::Stored(outcomes))
+    }
+
+    /// Records the connector's objects in Acumatica as last seen (kind, name, active).
+    pub fn record_remote_objects(
+        &mut self,
+        objects: &[(String, String, Option<bool>)],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO remote_objects (kind, name, properties, active, updated_at)
+                 VALUES (?1, ?2, '{}', ?3, ?4)
+                 ON CONFLICT (kind, name) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
+            )?;
+            let at = now();
+            for (kind, name, active) in objects {
+                stmt.execute(params![kind, name, active.unwrap_or(true), at])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// The connector's objects in Acumatica as last seen: (kind, name, active).
+    pub fn remote_objects(&self) -> rusqlite::Result<Vec<RemoteObject>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, name, active, updated_at FROM remote_objects ORDER BY kind, name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RemoteObject {
+                kind: r.get(0)?,
+                name: r.get(1)?,
+                active: r.get::<_, i64>(2)? != 0,
+                seen_at: r.get(3)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Forgets every remote object (after `uninstall` deleted them).
+    pub fn forget_remote_objects(&self) -> rusqlite::Result<()> {
+        self.conn.execute("DELETE FROM remote_objects", [])?;
+        Ok(())
+    }
+
+    /// The last sync run: (id, started, finished, outcome, counts JSON).
+    pub fn last_run(&self) -> rusqlite::Result<Option<RunSummary>> {
+        self.conn
+            .query_row(
+                "SELECT id, started_at, finished_at, outcome, counts FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(RunSummary {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        finished_at: r.get(2)?,
+                        outcome: r.get(3)?,
+                        counts: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
     }
 
     /// Adds to the receiver's counters (rejections are counted in memory and flushed here).

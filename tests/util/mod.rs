@@ -3,6 +3,8 @@
 //! its exit code, stdout and stderr (after ripgrep's tests/util.rs).
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod sandbox;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
