@@ -86,6 +86,34 @@ pub fn error_message(body: &str) -> String {
     if !field_errors.is_empty() {
         return field_errors.join("; ");
     }
+    // ASP.NET's model binder (an unwrapped value, a field the entity does not define, a value
+    // of the wrong type): "The request is invalid." alone names nothing; the reasons are in
+    // `modelState`, keyed by the offending member.
+    if let Some(Value::Object(state)) = json.get("modelState") {
+        let reasons: Vec<String> = state
+            .iter()
+            .map(|(member, errors)| {
+                let texts: Vec<&str> = match errors {
+                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                    Value::String(text) => vec![text.as_str()],
+                    _ => Vec::new(),
+                };
+                if texts.is_empty() {
+                    member.clone()
+                } else {
+                    format!("{member}: {}", texts.join(" "))
+                }
+            })
+            .collect();
+        if !reasons.is_empty() {
+            let head = json
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("The request is invalid.")
+                .trim();
+            return format!("{head} {}", reasons.join("; "));
+        }
+    }
     for key in ["exceptionMessage", "message", "error_description", "error"] {
         if let Some(text) = json.get(key).and_then(Value::as_str)
             && !text.trim().is_empty()
@@ -141,6 +169,15 @@ mod tests {
         assert_eq!(
             error_message(body),
             "CustomerID: 'Customer' cannot be found in the system.; Details[0].InventoryID: Unknown item"
+        );
+    }
+
+    #[test]
+    fn model_state_reasons_are_named() {
+        let body = r#"{"message":"The request is invalid.","modelState":{"entity.Colour":["The field 'Colour' is not defined."]}}"#;
+        assert_eq!(
+            error_message(body),
+            "The request is invalid. entity.Colour: The field 'Colour' is not defined."
         );
     }
 
