@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::error::{AcumaticaError, error_message};
+use super::error::{AcumaticaError, error_message, is_no_entity};
 use crate::config::{AcumaticaAuth, Config};
 use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
 use crate::secret::Secret;
@@ -390,9 +390,14 @@ impl AcumaticaClient {
                 continue;
             }
             let login_limit = text.contains("API Login Limit");
+            let body: Option<Value> = serde_json::from_str(&text).ok();
+            // A missing record is a 500 too (NoEntitySatisfiesTheConditionException): asking
+            // again will not make it exist.
+            let missing = status == StatusCode::INTERNAL_SERVER_ERROR
+                && is_no_entity(&error_message(&text), body.as_ref());
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
                 || login_limit
-                || (status.is_server_error() && idempotent);
+                || (status.is_server_error() && idempotent && !missing);
             if retryable && attempt < self.backoff.attempts {
                 let wait = self.backoff.delay(attempt, retry_after(&headers));
                 tracing::debug!(%path, attempt, status = status.as_u16(), ?wait, "retrying");
@@ -413,7 +418,7 @@ impl AcumaticaClient {
                 path,
                 status: status.as_u16(),
                 message,
-                body: serde_json::from_str(&text).ok(),
+                body,
             });
         }
     }

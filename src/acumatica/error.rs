@@ -57,14 +57,34 @@ impl AcumaticaError {
         }
     }
 
+    /// The record (or route) does not exist. Acumatica answers a GET or DELETE of a missing
+    /// record with 500 `NoEntitySatisfiesTheConditionException` (the Default endpoint declares
+    /// no 404 for them), a missing route with 404.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+        match self {
+            AcumaticaError::Http { status: 404, .. } => true,
+            AcumaticaError::Http {
+                status: 500,
+                message,
+                body,
+                ..
+            } => is_no_entity(message, body.as_ref()),
+            _ => false,
+        }
     }
 
     /// `If-Match` / `If-None-Match` failed: the record exists (or not) contrary to the request.
     pub fn is_precondition_failed(&self) -> bool {
         self.status() == Some(412)
     }
+}
+
+/// A 500 that says the record does not exist: not a server failure, not worth a retry.
+pub(crate) fn is_no_entity(message: &str, body: Option<&Value>) -> bool {
+    body.and_then(|b| b.get("exceptionType"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.ends_with("NoEntitySatisfiesTheConditionException"))
+        || message.starts_with("No entity satisfies the condition")
 }
 
 /// The most useful sentence in an Acumatica error body: `exceptionMessage` beats the generic
