@@ -211,8 +211,9 @@ async fn handle(State(state): State<Arc<ProxyState>>, request: Request) -> Respo
         None => format!("{}{path}", state.upstream),
     };
     let mut forward = state.http.request(parts.method.clone(), url);
+    // `Host` goes through unchanged: an OAuth 1.0a signature covers the URL the client called.
     for (name, value) in &parts.headers {
-        if name != header::HOST && name != header::CONTENT_LENGTH {
+        if name != header::CONTENT_LENGTH {
             forward = forward.header(name, value);
         }
     }
