@@ -561,6 +561,14 @@ impl AcumaticaClient {
                     user: self.login.username.clone(),
                     tenant: self.login.tenant.clone(),
                     message: error_message(&text),
+                    check: match self.login.auth {
+                        AcumaticaAuth::Session => {
+                            "acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD) and acumatica.tenant"
+                        }
+                        AcumaticaAuth::Oauth2 => {
+                            "acumatica.client_id, acumatica.client_secret (or CONNECTOR_ACUMATICA_CLIENT_SECRET), acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD), and that the connected application (SM303010) allows the resource owner password flow"
+                        }
+                    },
                 });
             }
             if (over_limit || status.is_server_error()) && attempt < self.backoff.attempts {

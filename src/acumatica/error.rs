@@ -6,13 +6,15 @@ use serde_json::Value;
 pub enum AcumaticaError {
     /// The credentials were refused (not retried: retrying would not help and can lock the user).
     #[error(
-        "Acumatica refused the login of user `{user}` to tenant `{tenant}` at {url}: {message}; check acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD) and acumatica.tenant"
+        "Acumatica refused the login of user `{user}` to tenant `{tenant}` at {url}: {message}; check {check}"
     )]
     LoginRejected {
         url: String,
         user: String,
         tenant: String,
         message: String,
+        /// The settings that decide this login (they differ between session and OAuth 2.0).
+        check: &'static str,
     },
     /// Acumatica answered with an error that retrying will not fix.
     #[error("{method} {path}: Acumatica answered {status}: {message}")]
