@@ -742,3 +742,125 @@ async fn with_sessions_logs_out_on_sigint() {
     );
     env.assert_requests_conform();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_401s_on_one_session_log_in_once() {
+    let env = Env::start(options()).await;
+    let client = env.client(&[("max_sessions = 2", "max_sessions = 1")]);
+    client.get("/StockItem?$top=1").await.expect("first GET");
+    env.sandbox.acumatica.sessions.expire_all();
+    let calls = (1..=5).map(|i| {
+        let client = &client;
+        async move { client.get(&format!("/StockItem/SB{i:05}")).await }
+    });
+    for r in futures_util::future::join_all(calls).await {
+        r.expect("GET after expiry");
+    }
+    assert_eq!(
+        env.proxy.requests_to("POST", "/entity/auth/login").len(),
+        2,
+        "one login at start, one after the expiry"
+    );
+    assert_eq!(env.sandbox.acumatica.counters().limit_violations(), 0);
+    client.close().await;
+    assert_eq!(env.open_sessions(), 0);
+    env.assert_requests_conform();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_with_a_wrong_client_secret_is_rejected_without_secrets() {
+    let env = Env::start(options()).await;
+    let edits = oauth_edits(&env);
+    let good = env.sandbox.credentials().acumatica_client_secret;
+    let wrong_secret = "wrong-client-secret-value";
+    let auth = edits[0].1.replace(&good, wrong_secret);
+    let client = env.client(&[(edits[0].0.as_str(), auth.as_str())]);
+    let err = client.get("/StockItem?$top=1").await.expect_err("refused");
+    assert!(
+        matches!(err, AcumaticaError::LoginRejected { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(
+        text.contains("client_secret"),
+        "names the setting to check: {text}"
+    );
+    assert!(!text.contains(wrong_secret), "{text}");
+    assert!(!text.contains(&env.password()), "{text}");
+    assert_eq!(
+        env.proxy
+            .requests_to("POST", "/identity/connect/token")
+            .len(),
+        1
+    );
+    assert_eq!(env.open_sessions(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_are_polled_to_the_end_and_not_repeated_blindly() {
+    let env = Env::start(AcumaticaOptions {
+        action_duration_ms: 50,
+        ..options()
+    })
+    .await;
+    let client = env.client(&[]);
+    let order = client
+        .put(
+            "/SalesOrder",
+            &json!({
+                "OrderType": {"value": "SO"},
+                "CustomerID": {"value": "ABCSTUDIOS"},
+                "CustomerOrder": {"value": "000000123"},
+                "Details": [
+                    {"InventoryID": {"value": "SB00001"}, "OrderQty": {"value": 2}, "UnitPrice": {"value": 10.0}}
+                ]
+            }),
+            Some(Precondition::InsertOnly),
+        )
+        .await
+        .expect("order created");
+    let nbr = order["OrderNbr"]["value"].as_str().unwrap().to_string();
+    let keys = json!({"entity": {"OrderType": {"value": "SO"}, "OrderNbr": {"value": nbr}}});
+
+    // A proxy error on the action itself is not sent again: the action may have run.
+    env.proxy
+        .script("POST", "/SalesOrder/CancelSalesOrder", 1, html(502));
+    let err = client
+        .invoke("SalesOrder", "CancelSalesOrder", &keys)
+        .await
+        .expect_err("502");
+    assert!(err.to_string().contains("502"), "{err}");
+    assert_eq!(
+        env.proxy
+            .requests_to("POST", "/SalesOrder/CancelSalesOrder")
+            .len(),
+        1
+    );
+
+    client
+        .invoke("SalesOrder", "CancelSalesOrder", &keys)
+        .await
+        .expect("cancelled");
+    let read = client
+        .get(&format!("/SalesOrder/SO/{nbr}"))
+        .await
+        .expect("read back");
+    assert_eq!(read["Status"]["value"], "Canceled");
+
+    // Cancelling again is refused by the order's state: at once, with the reason.
+    let err = client
+        .invoke("SalesOrder", "CancelSalesOrder", &keys)
+        .await
+        .expect_err("already cancelled");
+    assert_eq!(err.status(), Some(400), "{err}");
+    let err = client
+        .delete("/StockItem/NOPE")
+        .await
+        .expect_err("nothing to delete");
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(env.proxy.requests_to("DELETE", "/StockItem/NOPE").len(), 1);
+    client.close().await;
+    assert_eq!(env.open_sessions(), 0);
+    env.assert_requests_conform();
+}
