@@ -73,7 +73,22 @@ pub fn error_message(body: &str) -> String {
     let Some(message) = json.get("message").and_then(Value::as_str) else {
         return json.to_string().chars().take(300).collect();
     };
-    fill_placeholders(message, json.get("parameters"))
+    let mut text = fill_placeholders(message, json.get("parameters"));
+    // A validation exception lists each reason in `errors` (MSI's source items: one bad item
+    // fails the batch, and only these say which and why).
+    if let Some(Value::Array(errors)) = json.get("errors") {
+        let reasons: Vec<String> = errors
+            .iter()
+            .filter_map(|e| {
+                let m = e.get("message").and_then(Value::as_str)?;
+                Some(fill_placeholders(m, e.get("parameters")))
+            })
+            .collect();
+        if !reasons.is_empty() {
+            text = format!("{text}: {}", reasons.join("; "));
+        }
+    }
+    text
 }
 
 fn fill_placeholders(message: &str, parameters: Option<&Value>) -> String {
@@ -157,6 +172,16 @@ mod tests {
                 r#"{"message":"%1 and %10","parameters":["a","b","c","d","e","f","g","h","i","j"]}"#
             ),
             "a and j"
+        );
+    }
+
+    #[test]
+    fn each_listed_error_is_named() {
+        assert_eq!(
+            error_message(
+                r#"{"message":"Validation Failed","errors":[{"message":"\"%field\" can not be empty.","parameters":{"field":"sku"}},{"message":"\"%1\" should be numeric.","parameters":["quantity"]}]}"#
+            ),
+            "Validation Failed: \"sku\" can not be empty.; \"quantity\" should be numeric."
         );
     }
 
