@@ -149,7 +149,11 @@ async fn bearer_token_reads_and_writes() {
             .unwrap()
             .starts_with("Bearer ")
     );
-    assert!(env.proxy.requests()[1].path.starts_with("/magento/rest/all/V1/"));
+    assert!(
+        env.proxy.requests()[1]
+            .path
+            .starts_with("/magento/rest/all/V1/")
+    );
     env.assert_requests_conform();
 }
 
@@ -166,7 +170,11 @@ async fn oauth1_signed_requests_are_accepted_and_a_bad_secret_is_one_clear_401()
     // The query takes part in the signature: brackets, spaces, `%` and `,` in values.
     let query = SearchCriteria::new()
         .and(Filter::new("sku", Condition::Like, "SB-00%"))
-        .and(Filter::new("name", Condition::Neq, "a name, with spaces & more"))
+        .and(Filter::new(
+            "name",
+            Condition::Neq,
+            "a name, with spaces & more",
+        ))
         .sort_descending("sku")
         .page(2, 1)
         .to_query();
@@ -188,7 +196,10 @@ async fn oauth1_signed_requests_are_accepted_and_a_bad_secret_is_one_clear_401()
         .unwrap()
         .to_string();
     assert!(auth.starts_with("OAuth "), "{auth}");
-    assert!(auth.contains("oauth_signature_method=\"HMAC-SHA256\""), "{auth}");
+    assert!(
+        auth.contains("oauth_signature_method=\"HMAC-SHA256\""),
+        "{auth}"
+    );
     let sent = env.proxy.requests().len();
 
     let bad = env.oauth1_client("not-the-consumer-secret");
@@ -257,7 +268,10 @@ async fn magento_errors_have_their_placeholders_filled_and_fail_at_once() {
         .await
         .expect_err("create without price");
     let text = err.to_string();
-    assert!(text.contains("\"Price\" attribute value is empty"), "{text}");
+    assert!(
+        text.contains("\"Price\" attribute value is empty"),
+        "{text}"
+    );
     // A missing record: 404, typed.
     let err = client
         .get(Scope::Store, "/V1/products/NOPE", &[])
@@ -373,7 +387,15 @@ async fn throttling_server_errors_and_deadlocks_are_retried_to_success() {
             .expect("faults retried");
         assert_eq!(p["sku"], sku.as_str());
     }
-    assert!(env.sandbox.magento.faults.injected_counts().values().sum::<u64>() > 0);
+    assert!(
+        env.sandbox
+            .magento
+            .faults
+            .injected_counts()
+            .values()
+            .sum::<u64>()
+            > 0
+    );
     env.sandbox.magento.faults.set_faults(Faults::default());
 
     // Two saves of one product at once: the later one deadlocks (400) and is saved again.
@@ -457,7 +479,11 @@ async fn search_criteria_filter_sort_and_page_as_the_sandbox_reads_them() {
                 Filter::new("type_id", Condition::Eq, "simple"),
                 Filter::new("sku", Condition::Eq, "SB-TEE"),
             ])
-            .and(Filter::new("updated_at", Condition::Gteq, "2000-01-01 00:00:00"))
+            .and(Filter::new(
+                "updated_at",
+                Condition::Gteq,
+                "2000-01-01 00:00:00",
+            ))
             .sort_descending("updated_at")
             .sort_ascending("entity_id")
     };
@@ -471,7 +497,11 @@ async fn search_criteria_filter_sort_and_page_as_the_sandbox_reads_them() {
     assert!(every.iter().all(|s| s.starts_with("SB-00")), "{every:?}");
 
     let page2 = client
-        .get(Scope::Store, "/V1/products", &criteria().page(5, 2).to_query())
+        .get(
+            Scope::Store,
+            "/V1/products",
+            &criteria().page(5, 2).to_query(),
+        )
         .await
         .expect("page 2");
     assert_eq!(page2["total_count"], 12, "total_count is unpaged");
@@ -496,7 +526,11 @@ async fn search_criteria_filter_sort_and_page_as_the_sandbox_reads_them() {
 
     // No criteria at all still sends the required `searchCriteria`.
     let orders = client
-        .get(Scope::Store, "/V1/orders", &SearchCriteria::new().to_query())
+        .get(
+            Scope::Store,
+            "/V1/orders",
+            &SearchCriteria::new().to_query(),
+        )
         .await
         .expect("orders");
     assert_eq!(orders["total_count"], 3);
@@ -522,6 +556,78 @@ async fn the_client_keeps_its_requests_in_flight_cap() {
     for r in futures_util::future::join_all(calls).await {
         r.expect("GET");
     }
-    assert!(env.proxy.peak_in_flight() <= 3, "{}", env.proxy.peak_in_flight());
+    assert!(
+        env.proxy.peak_in_flight() <= 3,
+        "{}",
+        env.proxy.peak_in_flight()
+    );
     assert!(env.proxy.peak_in_flight() >= 2, "ran one at a time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_names_each_item_error() {
+    let env = Env::start().await;
+    let client = env.client(&[]);
+    let err = client
+        .post(
+            Scope::Store,
+            "/V1/inventory/source-items",
+            &json!({"sourceItems": [
+                {"sku": "SB-0001", "source_code": "default", "quantity": 5, "status": 1},
+                {"sku": "", "source_code": "default", "quantity": 1, "status": 1}
+            ]}),
+            true,
+        )
+        .await
+        .expect_err("one bad item fails the batch");
+    assert_eq!(err.status(), Some(400), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("Validation Failed"), "{text}");
+    assert!(
+        text.contains("\"sku\" can not be empty"),
+        "the item's reason, placeholders filled: {text}"
+    );
+    assert_eq!(
+        env.proxy
+            .requests_to("POST", "/V1/inventory/source-items")
+            .len(),
+        1
+    );
+    env.assert_requests_conform();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skus_with_spaces_and_slashes_round_trip_signed() {
+    let env = Env::start().await;
+    let good = env.sandbox.credentials().magento_consumer_secret;
+    let client = env.oauth1_client(&good);
+    let sku = "SB 50/X+1";
+    let path = format!("/V1/products/{}", connector::magento::segment(sku));
+    let created = client
+        .put(
+            Scope::All,
+            &path,
+            &json!({"product": {"sku": sku, "name": "Odd SKU", "price": 3.5,
+                                "attribute_set_id": 4, "type_id": "simple"}}),
+        )
+        .await
+        .expect("created");
+    assert_eq!(created["sku"], sku);
+    let read = client
+        .get(Scope::Store, &path, &[])
+        .await
+        .expect("read back");
+    assert_eq!(read["sku"], sku);
+    let found = client
+        .get(
+            Scope::Store,
+            "/V1/products",
+            &SearchCriteria::new()
+                .and(Filter::new("sku", Condition::Eq, sku))
+                .to_query(),
+        )
+        .await
+        .expect("search");
+    assert_eq!(skus(&found), vec![sku.to_string()]);
+    env.assert_requests_conform();
 }
