@@ -680,8 +680,8 @@ async fn with_sessions_logs_out_when_the_work_fails() {
 }
 
 /// Runs in a child process (this test binary, this test, an environment variable set): holds
-/// a session open in `with_sessions` until the parent sends SIGINT.
-async fn sigint_child(config_text: String) {
+/// a session open in `with_sessions` until the parent sends a signal.
+async fn signal_child(config_text: String, expected: &str) {
     let config = Config::parse(&config_text, Path::new("connector.toml"), &|_| None).unwrap();
     let client = AcumaticaClient::new(&config).unwrap().with_backoff(fast());
     let outcome: anyhow::Result<()> = with_sessions(&client, async {
@@ -691,20 +691,26 @@ async fn sigint_child(config_text: String) {
     })
     .await;
     let err = outcome.expect_err("interrupted");
-    assert!(err.to_string().contains("interrupted by Ctrl-C"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("interrupted by {expected}")),
+        "{err}"
+    );
     println!("CHILD-INTERRUPTED");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_sessions_logs_out_on_sigint() {
-    if let Ok(config) = std::env::var("ACUMATICA_CLIENT_SIGINT_CHILD") {
-        sigint_child(config).await;
-        return;
-    }
+/// Starts this test again as a child holding a session, sends it `signal` (`INT`, `TERM`)
+/// once the session is open, and checks the child logged out before it ended.
+async fn interrupt_child(signal: &str, expected: &str) {
     let env = Env::start(options()).await;
     let child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "with_sessions_logs_out_on_sigint", "--nocapture"])
-        .env("ACUMATICA_CLIENT_SIGINT_CHILD", &env.config_text)
+        .args([
+            "--exact",
+            "with_sessions_logs_out_on_sigint_and_sigterm",
+            "--nocapture",
+        ])
+        .env("ACUMATICA_CLIENT_SIGNAL_CHILD", &env.config_text)
+        .env("ACUMATICA_CLIENT_SIGNAL_EXPECTED", expected)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -720,7 +726,7 @@ async fn with_sessions_logs_out_on_sigint() {
     .await;
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -731,16 +737,31 @@ async fn with_sessions_logs_out_on_sigint() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("CHILD-INTERRUPTED"),
-        "child: {:?}\n{stdout}\n{}",
+        "child ({signal}): {:?}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(env.open_sessions(), 0, "the interrupted run logged out");
+    assert_eq!(
+        env.open_sessions(),
+        0,
+        "the run stopped by SIG{signal} logged out"
+    );
     assert_eq!(
         env.proxy.requests_to("POST", "/entity/auth/logout").len(),
         1
     );
     env.assert_requests_conform();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sessions_logs_out_on_sigint_and_sigterm() {
+    if let Ok(config) = std::env::var("ACUMATICA_CLIENT_SIGNAL_CHILD") {
+        let expected = std::env::var("ACUMATICA_CLIENT_SIGNAL_EXPECTED").unwrap();
+        signal_child(config, &expected).await;
+        return;
+    }
+    interrupt_child("INT", "Ctrl-C").await;
+    interrupt_child("TERM", "SIGTERM").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
