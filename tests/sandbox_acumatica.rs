@@ -1650,3 +1650,196 @@ async fn if_match_updates_an_existing_record_and_a_bad_code_value_is_422() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused["ItemStatus"]["error"].is_string());
 }
+
+// ---------------------------------------------------------------- wired with part 2
+
+/// The connector's endpoint XML, as part 2's page documents it (its first `xml` block).
+fn connector_endpoint_xml() -> String {
+    let doc = include_str!("../docs/sandbox-acumatica-gi.md");
+    let start = doc.find("```xml\n").expect("an xml block") + "```xml\n".len();
+    let end = start + doc[start..].find("\n```").expect("its end");
+    doc[start..end].to_string()
+}
+
+#[derive(Clone, Default)]
+struct Received(std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Value)>>>);
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Received>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::http::StatusCode {
+    r.0.lock()
+        .unwrap()
+        .push((headers, serde_json::from_str(&body).unwrap_or(Value::Null)));
+    axum::http::StatusCode::OK
+}
+
+async fn push_receiver() -> (Received, String) {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/push", axum::routing::post(receive))
+        .with_state(received.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (received, format!("http://{addr}/push"))
+}
+
+async fn wait_for(received: &Received, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let bodies: Vec<Value> = received
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect();
+        if bodies.len() >= n || Instant::now() > deadline {
+            return bodies;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn entity_writes_and_a_mass_price_update_fire_push_notifications_through_the_wired_admin_side()
+ {
+    let sandbox = start().await;
+    let client = signed_in(&sandbox).await;
+    let (received, address) = push_receiver().await;
+
+    // Without a session the admin side is closed too.
+    let anonymous = reqwest::Client::new()
+        .post(format!(
+            "{}/entity/maintenance/23.200/",
+            sandbox.acumatica_url
+        ))
+        .header("Content-Type", "application/xml")
+        .body(connector_endpoint_xml())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let created = client
+        .post(format!(
+            "{}/entity/maintenance/23.200/",
+            sandbox.acumatica_url
+        ))
+        .header("Content-Type", "application/xml")
+        .body(connector_endpoint_xml())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::NO_CONTENT);
+
+    let v = |x: Value| json!({ "value": x });
+    let result = |field: &str| json!({"Object": v(json!("Item")), "Field": v(json!(field)), "Caption": v(json!(field))});
+    let admin = format!(
+        "{}/entity/MagentoConnector/24.200.001",
+        sandbox.acumatica_url
+    );
+    let gi = client
+        .put(format!("{admin}/GenericInquiry"))
+        .json(&json!({
+            "InquiryTitle": v(json!("MC-items")),
+            "ExposeViaOData": v(json!(true)),
+            "Tables": [{"Table": v(json!("PX.Objects.IN.InventoryItem")), "Alias": v(json!("Item"))}],
+            "Results": [result("InventoryCD"), result("BasePrice"), result("LastModifiedDateTime")],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gi.status(), StatusCode::OK, "{}", gi.text().await.unwrap());
+    let hook = client
+        .put(format!("{admin}/PushNotification"))
+        .json(&json!({
+            "DestinationName": v(json!("MC-connector")),
+            "Active": v(json!(true)),
+            "DestinationType": v(json!("Webhook")),
+            "Address": v(json!(address)),
+            "HeaderName": v(json!("X-Connector-Secret")),
+            "HeaderValue": v(json!("s3cret")),
+            "Inquiries": [{"InquiryTitle": v(json!("MC-items")), "Active": v(json!(true)), "TrackAllFields": v(json!(true))}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hook.status(),
+        StatusCode::OK,
+        "{}",
+        hook.text().await.unwrap()
+    );
+
+    // A price changed through the contract-based API: one notification, old and new row.
+    put_json(
+        &client,
+        &url(&sandbox, "StockItem"),
+        &json!({"InventoryID": {"value": "SB00005"}, "DefaultPrice": {"value": 77.0}}),
+    )
+    .await;
+    let bodies = wait_for(&received, 1).await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["Query"], "MC-items");
+    assert_eq!(bodies[0]["Inserted"][0]["InventoryCD"], "SB00005");
+    assert_eq!(bodies[0]["Inserted"][0]["BasePrice"], 77.0);
+    assert_eq!(bodies[0]["Deleted"][0]["InventoryCD"], "SB00005");
+    let headers = received.0.lock().unwrap()[0].0.clone();
+    assert_eq!(headers["x-connector-secret"], "s3cret");
+
+    // A mass price update is one transaction: one large notification.
+    reqwest::Client::new()
+        .post(format!(
+            "{}/__sandbox/mass-price-update",
+            sandbox.acumatica_url
+        ))
+        .json(&json!({"factor": 2.0}))
+        .send()
+        .await
+        .unwrap();
+    let bodies = wait_for(&received, 2).await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[1]["Inserted"].as_array().unwrap().len(), 20);
+    assert_eq!(bodies[1]["Deleted"].as_array().unwrap().len(), 20);
+
+    // The GI is readable over OData with Basic credentials, and the state shows part 2's side.
+    let c = sandbox.credentials();
+    let odata = reqwest::Client::new()
+        .get(format!(
+            "{}/t/Company/api/odata/gi/MC-items?$top=3",
+            sandbox.acumatica_url
+        ))
+        .basic_auth(&c.acumatica_username, Some(&c.acumatica_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odata.status(), StatusCode::OK);
+    let odata: Value = odata.json().await.unwrap();
+    assert_eq!(odata["value"].as_array().unwrap().len(), 3, "{odata}");
+    let wrong = reqwest::Client::new()
+        .get(format!(
+            "{}/t/Company/api/odata/gi/MC-items",
+            sandbox.acumatica_url
+        ))
+        .basic_auth(&c.acumatica_username, Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let s = state(&sandbox).await;
+    assert!(
+        s["generic_inquiries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "MC-items"),
+        "{}",
+        s["generic_inquiries"]
+    );
+    assert!(s.get("push_notifications").is_some());
+    assert!(s.get("schedules").is_some());
+}

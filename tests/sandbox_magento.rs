@@ -290,6 +290,46 @@ async fn bodies_are_read_as_magentos_deserializer_reads_them() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["parameters"]["fieldName"], "Qtty");
 
+    // The Content-Type picks the deserializer.
+    for (content_type, message) in [
+        (None, "Content-Type header is empty."),
+        (
+            Some("application/json; charset=latin1"),
+            "UTF-8 is the only supported charset.",
+        ),
+        (
+            Some("text/plain"),
+            "Server cannot understand Content-Type HTTP header media type %1",
+        ),
+    ] {
+        let mut request = m
+            .client
+            .put(m.url("/rest/all/V1/products/SB-0001"))
+            .bearer_auth(&m.token)
+            .body(r#"{"product":{"price":1}}"#);
+        if let Some(ct) = content_type {
+            request = request.header("Content-Type", ct);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 400, "{content_type:?}");
+        assert_eq!(
+            checked("PUT", r).await["message"],
+            message,
+            "{content_type:?}"
+        );
+    }
+    let r = m
+        .client
+        .put(m.url("/rest/all/V1/products/SB-0001"))
+        .bearer_auth(&m.token)
+        .header("Content-Type", "application/json; charset=UTF-8")
+        .body(r#"{"product":{"price":1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    checked("PUT", r).await;
+
     let (status, body) = m.put("/rest/all/V1/products/SB-0001", json!({})).await;
     assert_eq!(status, 400);
     assert_eq!(
@@ -1133,6 +1173,12 @@ async fn orders_carry_items_addresses_totals_and_guests() {
     // Order 4 had the coupon.
     let (_, discounted) = m.get("/rest/default/V1/orders/4").await;
     assert!(discounted["discount_amount"].as_f64().unwrap() < 0.0);
+    let (status, body) = m.get("/rest/default/V1/orders/abc").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"message": "The \"abc\" value's type is invalid. The \"int\" type was expected. Verify and try again."})
+    );
     let (status, body) = m.get("/rest/default/V1/orders/999").await;
     assert_eq!(status, 404);
     assert_eq!(
@@ -1386,6 +1432,21 @@ async fn concurrent_saves_of_one_product_deadlock_when_switched_on() {
     // Different products do not collide.
     let (a, b) = tokio::join!(save("SB-0001", 3.0), save("SB-0002", 4.0));
     assert_eq!((a.0.as_u16(), b.0.as_u16()), (200, 200));
+    // A save whose client gives up mid-save does not leave the product locked.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .put(m.url("/rest/all/V1/products/SB-0003"))
+        .bearer_auth(&m.token)
+        .json(&json!({"product": {"price": 7.0}}))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = save("SB-0003", 8.0).await;
+    assert_eq!(status, 200);
     // Off: overlapping saves both succeed.
     m.control("/__sandbox/faults", json!({"product_save_ms": 200}))
         .await;

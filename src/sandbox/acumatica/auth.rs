@@ -312,3 +312,46 @@ pub async fn require_session(
     }
     next.run(request).await
 }
+
+/// Basic credentials (`user:password`, the user optionally `user@Tenant`), as Acumatica's
+/// OData service accepts them without a session.
+fn basic_ok(sim: &AcumaticaSim, headers: &HeaderMap) -> bool {
+    use base64::Engine;
+    let Some(encoded) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&decoded);
+    let Some((user, password)) = text.split_once(':') else {
+        return false;
+    };
+    let credentials = sim.credentials();
+    let (name, tenant) = match user.split_once('@') {
+        Some((name, tenant)) => (name, Some(tenant)),
+        None => (user, None),
+    };
+    name == credentials.username
+        && password == credentials.password
+        && tenant
+            .map(|t| t.eq_ignore_ascii_case(&credentials.tenant))
+            .unwrap_or(true)
+}
+
+/// Part 2's routes: a live session or token, or (for OData) Basic credentials.
+pub async fn require_session_or_basic(
+    State(sim): State<Arc<AcumaticaSim>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    if path.contains("/api/odata/") && basic_ok(&sim, request.headers()) {
+        return next.run(request).await;
+    }
+    require_session(State(sim), request, next).await
+}

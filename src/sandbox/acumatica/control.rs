@@ -153,6 +153,11 @@ impl AcumaticaSim {
         );
         state.insert("faults".into(), json!(self.faults.faults()));
         state.insert("limits".into(), json!(self.sessions.options()));
+        // Part 2: generic_inquiries, push_notifications, failed_notifications, schedules,
+        // endpoints.
+        if let Value::Object(admin) = self.admin.state() {
+            state.extend(admin);
+        }
         state
     }
 }

@@ -57,12 +57,32 @@ pub struct AcumaticaSim {
     store: Arc<Mutex<data::Store>>,
     jobs: Mutex<HashMap<String, api::Job>>,
     token_rng: Mutex<StdRng>,
+    /// Part 2: Generic Inquiries, push notifications, schedules, the endpoint maintenance API
+    /// and OData GI reads, over the same tables.
+    pub admin: Arc<endpoint::AdminApi>,
 }
 
 impl AcumaticaSim {
     pub fn new(options: &SandboxOptions, base_url: &str) -> Arc<AcumaticaSim> {
         let mut store = data::Store::new(options.seed);
         seed::seed(&mut store, options.items);
+        let transactions = store.subscribe();
+        let store = Arc::new(Mutex::new(store));
+        let admin = endpoint::AdminApi::new(
+            Arc::new(data::StoreReader(store.clone())),
+            push::PushOptions {
+                tenant: "Company".into(),
+                timezone: options.timezone,
+                ..push::PushOptions::default()
+            },
+            base_url,
+        );
+        // Push notifications follow every committed write; schedules run on their timer.
+        // Both need the runtime the sandbox is started in.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            admin.push().spawn(transactions);
+            admin.spawn_schedules(std::time::Duration::from_secs(60));
+        }
         Arc::new(AcumaticaSim {
             base_url: base_url.to_string(),
             credentials: Credentials {
@@ -75,7 +95,8 @@ impl AcumaticaSim {
             },
             faults: FaultInjector::new(System::Acumatica, options.seed, options.faults.clone()),
             sessions: session::Sessions::new(options.acumatica.clone()),
-            store: Arc::new(Mutex::new(store)),
+            store,
+            admin,
             jobs: Mutex::new(HashMap::new()),
             token_rng: Mutex::new(StdRng::seed_from_u64(options.seed ^ 0x70CE_0000)),
         })
@@ -134,11 +155,30 @@ impl AcumaticaSim {
                 self.faults.clone(),
                 FaultInjector::middleware,
             ));
+        // Part 2's routes (endpoint maintenance, custom-endpoint entities, OData GI reads)
+        // pass the same faults, limits and sign-in as the Default endpoint; OData also takes
+        // Basic credentials, as Acumatica's OData service does.
+        let admin = self
+            .admin
+            .router()
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::require_session_or_basic,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::limits,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.faults.clone(),
+                FaultInjector::middleware,
+            ));
         Router::new()
             .merge(api)
             .merge(control::routes())
             .fallback(api::unknown)
             .with_state(self.clone())
+            .merge(admin)
     }
 }
 

@@ -34,8 +34,7 @@ pub async fn get_customer(
     Path(params): Path<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let raw = &params["id"];
-    let id = raw.parse::<i64>().unwrap_or(0);
+    let id = super::sales::path_id(&params["id"])?;
     let data = sim.data();
     let customer = data
         .customers

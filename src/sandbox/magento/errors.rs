@@ -98,6 +98,14 @@ impl ApiError {
         ))
     }
 
+    /// `TypeProcessor::processSimpleAndAnyType` for a method argument itself (a path id that
+    /// is not a number).
+    pub fn invalid_argument(value: &str, expected: &str) -> ApiError {
+        ApiError::bad_request(format!(
+            "The \"{value}\" value's type is invalid. The \"{expected}\" type was expected. Verify and try again."
+        ))
+    }
+
     /// `Magento\Framework\Webapi\Validator\EntityArrayValidator` with input limits on.
     pub fn input_limit(class_name: &str, max: usize) -> ApiError {
         ApiError::bad_request("Maximum items of type \"%type\" is %max")

@@ -5,6 +5,7 @@
 //! up the method's own parameters.
 
 use axum::body::Bytes;
+use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
 use super::errors::{ApiError, ApiResult, upper_camel};
@@ -88,17 +89,54 @@ pub const TRACK_FIELDS: &[&str] = &[
 ];
 pub const COMMENT_FIELDS: &[&str] = &["extension_attributes", "comment", "is_visible_on_front"];
 
-/// Decodes a request body; an empty body is an empty object, as Magento skips decoding it.
-pub fn decode(body: &Bytes) -> ApiResult<Map<String, Value>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+/// Decodes a request body as `Webapi\Rest\Request::getBodyParams` does: an empty body is
+/// no parameters (never decoded); otherwise the `Content-Type` picks the deserializer.
+pub fn decode(headers: &HeaderMap, body: &Bytes) -> ApiResult<Map<String, Value>> {
+    if body.is_empty() {
         return Ok(Map::new());
     }
+    check_content_type(headers)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         // A JSON scalar or list decodes, but names none of the method's parameters.
         Ok(_) => Ok(Map::new()),
         Err(_) => Err(ApiError::decoding_error()),
     }
+}
+
+/// `Webapi\Rest\Request::getContentType` and the deserializer factory: the sandbox speaks
+/// JSON only (Magento would also read XML).
+fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
+    if value.is_empty() {
+        return Err(ApiError::bad_request("Content-Type header is empty."));
+    }
+    let (media_type, params) = value.split_once(';').unwrap_or((value, ""));
+    let media_type = media_type.trim();
+    let valid_media = !media_type.is_empty()
+        && media_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-+.".contains(c));
+    let charset = params.trim().strip_prefix("charset=");
+    if !valid_media || (!params.trim().is_empty() && charset.is_none_or(str::is_empty)) {
+        return Err(ApiError::bad_request("Content-Type header is invalid."));
+    }
+    if charset.is_some_and(|c| !c.trim_matches('"').eq_ignore_ascii_case("utf-8")) {
+        return Err(ApiError::bad_request(
+            "UTF-8 is the only supported charset.",
+        ));
+    }
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::bad_request(
+            "Server cannot understand Content-Type HTTP header media type %1",
+        )
+        .with_positional(vec![Value::String(media_type.to_string())]));
+    }
+    Ok(())
 }
 
 /// A method parameter by its name in either spelling (`sourceItems` / `source_items`).

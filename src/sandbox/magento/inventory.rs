@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::MagentoSim;
@@ -32,10 +33,11 @@ fn php_number(v: f64) -> String {
 pub async fn update_base_prices(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let prices = input::list(
         input::required_param(&body, "prices")?,
         "prices",
@@ -92,10 +94,11 @@ pub async fn update_base_prices(
 pub async fn update_stock_item(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let item = input::object(
         input::required_param(&body, "stockItem")?,
         input::STOCK_ITEM_FIELDS,
@@ -155,10 +158,11 @@ fn field_error(message: &str, field: &str) -> Value {
 pub async fn save_source_items(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let items = input::list(
         input::required_param(&body, "sourceItems")?,
         "sourceItems",

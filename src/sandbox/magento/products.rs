@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::MagentoSim;
@@ -52,10 +53,11 @@ pub async fn get_product(
 pub async fn put_product(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let scope = scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let product = input::object(
         input::required_param(&body, "product")?,
         input::PRODUCT_FIELDS,
@@ -67,10 +69,11 @@ pub async fn put_product(
 pub async fn create_product(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let scope = scope_of(&params["store"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let product = input::object(
         input::required_param(&body, "product")?,
         input::PRODUCT_FIELDS,
@@ -101,17 +104,35 @@ async fn save_guarded(
     } else {
         knobs.product_save_ms
     };
-    if knobs.deadlock && !sim.saving.lock().unwrap().insert(sku.clone()) {
-        return Err(ApiError::deadlock());
-    }
+    let _holding = if knobs.deadlock {
+        if !sim.saving.lock().unwrap().insert(sku.clone()) {
+            return Err(ApiError::deadlock());
+        }
+        Some(SaveInProgress {
+            sim: sim.clone(),
+            sku: sku.clone(),
+        })
+    } else {
+        None
+    };
     if hold_ms > 0 {
         tokio::time::sleep(Duration::from_millis(hold_ms)).await;
     }
     let result = save_product(sim, scope, &sku, &product);
-    if knobs.deadlock {
-        sim.saving.lock().unwrap().remove(&sku);
-    }
     result.map(Json)
+}
+
+/// Marks a SKU's save in progress; released when the save ends, also when the request is
+/// abandoned mid-save (the client went away), so a SKU never stays locked.
+struct SaveInProgress {
+    sim: Arc<MagentoSim>,
+    sku: String,
+}
+
+impl Drop for SaveInProgress {
+    fn drop(&mut self) {
+        self.sim.saving.lock().unwrap().remove(&self.sku);
+    }
 }
 
 /// `ProductRepository::save`: insert or update by SKU; through `default` the store-view

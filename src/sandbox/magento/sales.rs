@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::MagentoSim;
@@ -17,9 +18,10 @@ use super::search;
 
 type Params = Path<HashMap<String, String>>;
 
-/// A path id: Magento casts it to int; a non-number finds nothing.
-fn path_id(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().map_err(|_| ApiError::entity_not_found())
+/// A path id: the service method declares an int, so a non-number is refused.
+pub fn path_id(raw: &str) -> ApiResult<i64> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::invalid_argument(raw, "int"))
 }
 
 pub async fn search_orders(
@@ -83,11 +85,12 @@ pub async fn get_shipment(
 pub async fn ship_order(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
     let order_id = path_id(&params["id"])?;
-    let body = input::decode(&body)?;
+    let body = input::decode(&headers, &body)?;
     let limit = sim.list_limit();
     let mut requested: Vec<(i64, f64)> = Vec::new();
     if let Some(items) = input::param(&body, "items") {
