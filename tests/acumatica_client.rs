@@ -885,3 +885,104 @@ async fn actions_are_polled_to_the_end_and_not_repeated_blindly() {
     assert_eq!(env.open_sessions(), 0);
     env.assert_requests_conform();
 }
+
+/// The connector's endpoint XML as docs/sandbox-acumatica-gi.md documents it (its first `xml`
+/// block): what the sandbox's endpoint maintenance accepts.
+fn endpoint_xml() -> String {
+    const DOC: &str = include_str!("../docs/sandbox-acumatica-gi.md");
+    let start = DOC.find("```xml\n").expect("an xml block") + "```xml\n".len();
+    let end = start + DOC[start..].find("\n```").expect("end of the xml block");
+    DOC[start..end].to_string()
+}
+
+fn items_gi(name: &str) -> Value {
+    let v = |x: Value| json!({ "value": x });
+    let result = |field: &str| json!({"Object": v(json!("Item")), "Field": v(json!(field)), "Caption": v(json!(field))});
+    json!({
+        "InquiryTitle": v(json!(name)),
+        "ExposeViaOData": v(json!(true)),
+        "Tables": [{"Table": v(json!("PX.Objects.IN.InventoryItem")), "Alias": v(json!("Item"))}],
+        "Results": [result("InventoryCD"), result("BasePrice"), result("LastModifiedDateTime")],
+    })
+}
+
+/// Creates the connector's endpoint and an items GI exposed over OData, through `client`.
+async fn provision_items_gi(client: &AcumaticaClient) {
+    let site = client.site().to_string();
+    let reply = client
+        .post_xml(
+            &format!("{site}/entity/maintenance/23.200/"),
+            &endpoint_xml(),
+        )
+        .await
+        .expect("endpoint created");
+    assert!(reply.status < 300, "{reply:?}");
+    client
+        .send(
+            reqwest::Method::PUT,
+            &format!("{site}/entity/MagentoConnector/24.200.001/GenericInquiry"),
+            Some(&items_gi("MC-items")),
+            None,
+            true,
+        )
+        .await
+        .expect("GI created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odata_reads_a_generic_inquiry_with_basic_credentials_or_the_bearer_token() {
+    let env = Env::start(options()).await;
+    let client = env.client(&[("max_sessions = 2", "max_sessions = 1")]);
+    provision_items_gi(&client).await;
+
+    let filter = "LastModifiedDateTime gt datetimeoffset'2000-01-01T00:00:00Z'".to_string();
+    let page = client
+        .odata(
+            "MC-items",
+            &[("$filter", filter.clone()), ("$top", "2".into())],
+        )
+        .await
+        .expect("OData read");
+    let rows = page["value"].as_array().expect("value rows");
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0]["InventoryCD"].is_string(), "{page}");
+    let read = env.proxy.requests_to("GET", "/api/odata/gi/MC-items");
+    assert_eq!(read.len(), 1);
+    let auth = read[0].headers["authorization"].to_str().unwrap();
+    assert!(auth.starts_with("Basic "), "{auth}");
+
+    let err = client
+        .odata("MC-nothing", &[])
+        .await
+        .expect_err("no such GI");
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(
+        env.proxy
+            .requests_to("GET", "/api/odata/gi/MC-nothing")
+            .len(),
+        1
+    );
+    client.close().await;
+    assert_eq!(env.open_sessions(), 0);
+
+    // OAuth 2.0: the same read with the bearer token.
+    let edits = oauth_edits(&env);
+    let edits: Vec<(&str, &str)> = edits
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let oauth = env.client(&edits);
+    let page = oauth
+        .odata("MC-items", &[("$top", "3".into())])
+        .await
+        .expect("OData read with a token");
+    assert_eq!(page["value"].as_array().unwrap().len(), 3);
+    let read = env.proxy.requests_to("GET", "/api/odata/gi/MC-items");
+    let auth = read.last().unwrap().headers["authorization"]
+        .to_str()
+        .unwrap();
+    assert!(auth.starts_with("Bearer "), "{auth}");
+    oauth.close().await;
+    assert_eq!(env.open_sessions(), 0);
+    assert_eq!(env.sandbox.acumatica.counters().limit_violations(), 0);
+}
