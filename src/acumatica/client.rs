@@ -31,6 +31,17 @@ enum Body<'a> {
     Xml(&'a str),
 }
 
+/// What kind of request `send_as` sends, where it changes authentication or retries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    /// OData in session mode: Basic credentials.
+    Basic,
+    /// The status of a running action: a 500 with an Acumatica (`PX.…`) exception is the
+    /// action's outcome (it failed), not a server failure worth asking again.
+    ActionStatus,
+}
+
 /// A reply, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -220,7 +231,9 @@ impl AcumaticaClient {
         let mut wait = Duration::from_millis(100);
         for _ in 0..600 {
             tokio::time::sleep(wait).await;
-            let poll = self.send(Method::GET, &poll_url, None, None, true).await?;
+            let poll = self
+                .send_as(Method::GET, &poll_url, None, None, true, Mode::ActionStatus)
+                .await?;
             match poll.status {
                 204 | 200 => return Ok(()),
                 202 => wait = (wait * 2).min(Duration::from_secs(2)),
@@ -259,7 +272,7 @@ impl AcumaticaClient {
             body.map(Body::Json),
             precondition,
             idempotent,
-            false,
+            Mode::Plain,
         )
         .await
     }
@@ -280,17 +293,27 @@ impl AcumaticaClient {
             url.query_pairs_mut()
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let basic = self.login.auth == AcumaticaAuth::Session;
+        let mode = match self.login.auth {
+            AcumaticaAuth::Session => Mode::Basic,
+            AcumaticaAuth::Oauth2 => Mode::Plain,
+        };
         let reply = self
-            .send_as(Method::GET, url.as_str(), None, None, true, basic)
+            .send_as(Method::GET, url.as_str(), None, None, true, mode)
             .await?;
         reply.json("GET", url.path())
     }
 
     /// Posts an XML document (the endpoint maintenance API takes the endpoint as XML).
     pub async fn post_xml(&self, url: &str, xml: &str) -> Result<Reply, AcumaticaError> {
-        self.send_as(Method::POST, url, Some(Body::Xml(xml)), None, true, false)
-            .await
+        self.send_as(
+            Method::POST,
+            url,
+            Some(Body::Xml(xml)),
+            None,
+            true,
+            Mode::Plain,
+        )
+        .await
     }
 
     async fn send_as(
@@ -300,7 +323,7 @@ impl AcumaticaClient {
         body: Option<Body<'_>>,
         precondition: Option<Precondition>,
         idempotent: bool,
-        basic: bool,
+        mode: Mode,
     ) -> Result<Reply, AcumaticaError> {
         let path = url.strip_prefix(&self.site).unwrap_or(url).to_string();
         let index = self.next_session.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
@@ -313,7 +336,7 @@ impl AcumaticaClient {
             let mut request = session.http.request(method.clone(), url);
             if let Some(bearer) = &session.state.lock().await.bearer {
                 request = request.bearer_auth(bearer.expose());
-            } else if basic {
+            } else if mode == Mode::Basic {
                 request =
                     request.basic_auth(&self.login.username, Some(self.login.password.expose()));
             }
@@ -395,9 +418,18 @@ impl AcumaticaClient {
             // again will not make it exist.
             let missing = status == StatusCode::INTERNAL_SERVER_ERROR
                 && is_no_entity(&error_message(&text), body.as_ref());
+            let action_failed = mode == Mode::ActionStatus
+                && status == StatusCode::INTERNAL_SERVER_ERROR
+                && body
+                    .as_ref()
+                    .and_then(|b| b.get("exceptionType"))
+                    .and_then(Value::as_str)
+                    // Acumatica's own (PX.Data.PXException…): the action's verdict. A
+                    // System.* exception or a proxy page is still a failure to ask again.
+                    .is_some_and(|t| t.starts_with("PX."));
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
                 || login_limit
-                || (status.is_server_error() && idempotent && !missing);
+                || (status.is_server_error() && idempotent && !missing && !action_failed);
             if retryable && attempt < self.backoff.attempts {
                 let wait = self.backoff.delay(attempt, retry_after(&headers));
                 tracing::debug!(%path, attempt, status = status.as_u16(), ?wait, "retrying");
