@@ -986,3 +986,63 @@ async fn odata_reads_a_generic_inquiry_with_basic_credentials_or_the_bearer_toke
     assert_eq!(env.open_sessions(), 0);
     assert_eq!(env.sandbox.acumatica.counters().limit_violations(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_fails_while_running_is_reported_at_once() {
+    let env = Env::start(AcumaticaOptions {
+        action_duration_ms: 400,
+        ..options()
+    })
+    .await;
+    let client = env.client(&[]);
+    let order = client
+        .put(
+            "/SalesOrder",
+            &json!({
+                "OrderType": {"value": "SO"},
+                "CustomerID": {"value": "ABCSTUDIOS"},
+                "Details": [
+                    {"InventoryID": {"value": "SB00001"}, "OrderQty": {"value": 1}, "UnitPrice": {"value": 10.0}}
+                ]
+            }),
+            None,
+        )
+        .await
+        .expect("order created");
+    let nbr = order["OrderNbr"]["value"].as_str().unwrap().to_string();
+    let keys = json!({"entity": {"OrderType": {"value": "SO"}, "OrderNbr": {"value": nbr}}});
+
+    // While the cancellation runs, the warehouse ships the order: the action fails.
+    let ship = async {
+        eventually("the action was accepted", || {
+            env.proxy
+                .requests_to("POST", "/SalesOrder/CancelSalesOrder")
+                .iter()
+                .any(|r| r.status == 202)
+        })
+        .await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/__sandbox/shipments", env.sandbox.acumatica_url))
+            .json(&json!({"order_nbr": nbr, "confirm": false}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    };
+    let (outcome, ()) = tokio::join!(client.invoke("SalesOrder", "CancelSalesOrder", &keys), ship);
+    let err = outcome.expect_err("the action failed");
+    assert!(err.to_string().contains("has shipments"), "{err}");
+    let polls = env.proxy.requests_to("GET", "/CancelSalesOrder/status/");
+    assert!(
+        !polls.is_empty(),
+        "the action was polled through its Location"
+    );
+    assert_eq!(
+        polls.iter().filter(|r| r.status == 500).count(),
+        1,
+        "the action's failure is its outcome, not a server error to ask again: {:?}",
+        polls.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    client.close().await;
+    assert_eq!(env.open_sessions(), 0);
+}

@@ -237,11 +237,30 @@ async fn handle(State(state): State<Arc<ProxyState>>, request: Request) -> Respo
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     for (name, value) in &headers {
-        if name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
+        if name == header::LOCATION {
+            // As a reverse proxy's ProxyPassReverse does: a Location pointing upstream points
+            // here, so the requests that follow it are recorded too.
+            let upstream_host = state.upstream.trim_start_matches("http://");
+            let rewritten = value
+                .to_str()
+                .map(|l| l.replace(upstream_host, &host_of(&parts.headers)))
+                .ok()
+                .and_then(|l| HeaderValue::from_str(&l).ok())
+                .unwrap_or_else(|| value.clone());
+            response.headers_mut().append(name, rewritten);
+        } else if name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
             response.headers_mut().append(name, value.clone());
         }
     }
     response
+}
+
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Records the request as cut and answers with a body that ends before its promised length.
