@@ -191,6 +191,22 @@ async fn oauth1_signed_requests_are_accepted_and_a_bad_secret_is_one_clear_401()
         )
         .await
         .expect("signed PUT");
+    // A retry is signed anew: the sandbox saw the first nonce and refuses a replay.
+    env.proxy
+        .script("GET", "/V1/products/SB-0005", 1, Action::ForwardThenDrop);
+    client
+        .get(Scope::Store, "/V1/products/SB-0005", &[])
+        .await
+        .expect("signed GET retried after a cut");
+    let tries = env.proxy.requests_to("GET", "/V1/products/SB-0005");
+    assert_eq!(
+        tries.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![0, 200]
+    );
+    assert_ne!(
+        tries[0].headers["authorization"],
+        tries[1].headers["authorization"]
+    );
     let auth = env.proxy.requests()[0].headers["authorization"]
         .to_str()
         .unwrap()
