@@ -1046,3 +1046,33 @@ async fn an_action_that_fails_while_running_is_reported_at_once() {
     client.close().await;
     assert_eq!(env.open_sessions(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_persists_gives_up_after_the_configured_tries() {
+    let env = Env::start(options()).await;
+    let client = AcumaticaClient::new(&env.config(&[]))
+        .unwrap()
+        .with_backoff(Backoff {
+            base: Duration::from_millis(2),
+            max: Duration::from_millis(10),
+            attempts: 4,
+        });
+    env.proxy
+        .script("GET", "/StockItem/SB00001", 100, html(503));
+    let err = client
+        .get("/StockItem/SB00001")
+        .await
+        .expect_err("never recovers");
+    assert!(
+        matches!(err, AcumaticaError::GaveUp { attempts: 4, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("GET"), "{text}");
+    assert!(text.contains("/StockItem/SB00001"), "{text}");
+    assert!(text.contains("503"), "{text}");
+    assert!(!text.contains(&env.password()), "{text}");
+    assert_eq!(env.proxy.requests_to("GET", "/StockItem/SB00001").len(), 4);
+    client.close().await;
+    assert_eq!(env.open_sessions(), 0);
+}

@@ -647,3 +647,44 @@ async fn skus_with_spaces_and_slashes_round_trip_signed() {
     assert_eq!(skus(&found), vec![sku.to_string()]);
     env.assert_requests_conform();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_persists_gives_up_after_the_configured_tries() {
+    let env = Env::start().await;
+    let client = MagentoClient::new(&env.config(&[]))
+        .unwrap()
+        .with_backoff(Backoff {
+            base: Duration::from_millis(2),
+            max: Duration::from_millis(10),
+            attempts: 3,
+        });
+    env.proxy.script(
+        "PUT",
+        "/V1/products/SB-0001",
+        100,
+        reply(
+            500,
+            "application/json",
+            r#"{"message":"Internal Error. Details are available in Magento log file. Report ID: webapi-7"}"#,
+        ),
+    );
+    let err = client
+        .put(
+            Scope::All,
+            "/V1/products/SB-0001",
+            &json!({"product": {"sku": "SB-0001", "weight": 1.0}}),
+        )
+        .await
+        .expect_err("never recovers");
+    assert!(
+        matches!(err, MagentoError::GaveUp { attempts: 3, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("PUT /V1/products/SB-0001"), "{text}");
+    assert!(text.contains("Report ID: webapi-7"), "{text}");
+    assert_eq!(
+        env.proxy.requests_to("PUT", "/V1/products/SB-0001").len(),
+        3
+    );
+}
