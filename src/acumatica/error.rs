@@ -16,6 +16,16 @@ pub enum AcumaticaError {
         /// The settings that decide this login (they differ between session and OAuth 2.0).
         check: &'static str,
     },
+    /// Every API-user slot of the licence stayed taken (429, or 500 "API Login Limit").
+    #[error(
+        "Acumatica's API-user limit is reached: user `{user}` could not log in to {url} after {attempts} tries ({message}); an abandoned session frees its slot after about 10 minutes — close other integrations' sessions, or lower acumatica.max_sessions"
+    )]
+    LoginLimit {
+        url: String,
+        user: String,
+        attempts: u32,
+        message: String,
+    },
     /// Acumatica answered with an error that retrying will not fix.
     #[error("{method} {path}: Acumatica answered {status}: {message}")]
     Http {
@@ -57,6 +67,11 @@ impl AcumaticaError {
             AcumaticaError::Http { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The licence had no free API-user slot for a login.
+    pub fn is_login_limit(&self) -> bool {
+        matches!(self, AcumaticaError::LoginLimit { .. })
     }
 
     /// The record (or route) does not exist. Acumatica answers a GET or DELETE of a missing
