@@ -1076,3 +1076,48 @@ async fn a_failure_that_persists_gives_up_after_the_configured_tries() {
     client.close().await;
     assert_eq!(env.open_sessions(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_cannot_grow_works_with_the_sessions_it_has() {
+    // Two API users in the licence, one taken by another integration: the client's second
+    // session cannot log in, and the work goes through the first.
+    let env = Env::start(AcumaticaOptions {
+        max_sessions: 2,
+        ..options()
+    })
+    .await;
+    let occupant = Occupant::login(&env).await;
+    let client = env.client(&[("requests_per_minute = 600", "requests_per_minute = 60000")]);
+    client
+        .get("/StockItem?$top=1")
+        .await
+        .expect("first session");
+    let calls = (0..8).map(|i| {
+        let client = &client;
+        async move { client.get(&format!("/StockItem/SB{:05}", i % 5 + 1)).await }
+    });
+    for r in futures_util::future::join_all(calls).await {
+        r.expect("served by the session the licence allows");
+    }
+    let counters = env.sandbox.acumatica.counters();
+    assert!(counters.peak_sessions <= 2);
+    let refused = env
+        .proxy
+        .requests_to("POST", "/entity/auth/login")
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert!(
+        refused <= 2,
+        "{refused} logins over the limit: the full session is not tried again and again"
+    );
+    client.close().await;
+    assert_eq!(
+        env.open_sessions(),
+        1,
+        "only the other integration's session is left"
+    );
+    occupant.logout().await;
+    assert_eq!(env.open_sessions(), 0);
+    env.assert_requests_conform();
+}
