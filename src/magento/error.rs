@@ -52,9 +52,24 @@ impl MagentoError {
         }
     }
 
+    /// The record does not exist. A 404 "Request does not match any route." is not that: the
+    /// URL is wrong (store code, base URL, a module missing), and a flow that took it for an
+    /// absent record would try to create one.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+        match self {
+            MagentoError::Http {
+                status: 404,
+                message,
+                ..
+            } => !is_route_miss(message),
+            _ => false,
+        }
     }
+}
+
+/// Magento's answer when no route matches the URL (an unknown store code included).
+pub fn is_route_miss(message: &str) -> bool {
+    message.starts_with("Request does not match any route")
 }
 
 /// Magento's error message with its placeholders filled: `%1` from a `parameters` array,
