@@ -688,3 +688,28 @@ async fn a_failure_that_persists_gives_up_after_the_configured_tries() {
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_store_code_is_not_mistaken_for_a_missing_record() {
+    let env = Env::start().await;
+    let client = env.client(&[("store_code = \"default\"", "store_code = \"nosuch\"")]);
+    let err = client
+        .get(Scope::Store, "/V1/products/SB-0001", &[])
+        .await
+        .expect_err("no such store");
+    assert_eq!(err.status(), Some(404));
+    assert!(
+        !err.is_not_found(),
+        "a route miss is not an absent product (a flow would try to create it): {err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("magento.store_code"), "{text}");
+    assert!(text.contains("magento.url"), "{text}");
+    // A product that really is absent still is.
+    let good = env.client(&[]);
+    let err = good
+        .get(Scope::Store, "/V1/products/NOPE", &[])
+        .await
+        .expect_err("absent");
+    assert!(err.is_not_found(), "{err}");
+}
