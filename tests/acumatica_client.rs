@@ -215,7 +215,7 @@ async fn parallel_work_keeps_within_sessions_and_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_paced_to_the_per_minute_limit() {
     let env = Env::start(options()).await;
-    // 600 a minute: one every 100 ms, so no second holds more than 11.
+    // 600 a minute: one every 100 ms.
     let client = env.client(&[("requests_per_minute = 600", "requests_per_minute = 600")]);
     let calls = (0..16).map(|_| client.get("/StockItem?$top=1"));
     for r in futures_util::future::join_all(calls).await {
@@ -228,11 +228,14 @@ async fn requests_are_paced_to_the_per_minute_limit() {
     let logins = env.proxy.requests_to("POST", "/entity/auth/login").len();
     assert_eq!(logins, 2);
     assert_eq!(arrivals.len(), 16 + 2 * logins);
-    for window in arrivals.windows(12) {
-        let span = window[11] - window[0];
+    // At 600 a minute a second holds at most 11; 13 within one (two of slack for a busy
+    // machine delaying one arrival) would mean the pace was not kept. Unpaced, all 20 arrive
+    // within a few milliseconds.
+    for window in arrivals.windows(13) {
+        let span = window[12] - window[0];
         assert!(
             span >= Duration::from_millis(1000),
-            "12 requests within {span:?}: more than 600 a minute"
+            "13 requests within {span:?}: more than 600 a minute"
         );
     }
     assert_eq!(env.sandbox.acumatica.counters().limit_violations(), 0);
