@@ -468,10 +468,11 @@ async fn server_errors_and_429_are_retried_to_success() {
         tries[1].at - tries[0].at
     );
 
-    // The sandbox's own faults (its 500 body, proxy pages, 429s) at a high rate.
+    // The sandbox's own faults (its 500 body, proxy pages, 429s, cut replies) at a high rate.
     env.sandbox.acumatica.faults.set_faults(Faults {
         error_rate: 0.3,
         rate_limit_rate: 0.2,
+        drop_rate: 0.1,
         ..Faults::default()
     });
     let fast_client = AcumaticaClient::new(&env.config(&[]))

@@ -471,6 +471,30 @@ async fn a_dropped_connection_is_retried_only_when_the_call_is_idempotent() {
         .collect();
     assert_eq!(statuses, vec![0, 200]);
 
+    // The sandbox's own cut connections (the save happened, the reply never came).
+    env.sandbox.magento.faults.set_faults(Faults {
+        drop_rate: 0.5,
+        ..Faults::default()
+    });
+    for i in 5..=8 {
+        let sku = format!("SB-{i:04}");
+        let saved = client
+            .put(
+                Scope::All,
+                &format!("/V1/products/{sku}"),
+                &json!({"product": {"sku": sku, "weight": 7.0}}),
+            )
+            .await
+            .expect("PUT retried past the sandbox's cuts");
+        assert_eq!(saved["weight"], 7.0);
+    }
+    let injected = env.sandbox.magento.faults.injected_counts();
+    assert!(
+        injected.get("dropped").copied().unwrap_or(0) > 0,
+        "{injected:?}"
+    );
+    env.sandbox.magento.faults.set_faults(Faults::default());
+
     // A shipment cut off mid-reply may exist: not sent again blindly.
     let order_id = env.state().await["orders"][0]["entity_id"].clone();
     let path = format!("/V1/order/{order_id}/ship");
