@@ -642,9 +642,28 @@ async fn oauth2_password_grant_bearer_and_refresh() {
     );
     assert_eq!(env.open_sessions(), 1);
 
-    // Everything revoked: the refresh is refused, the password grant starts over.
+    // Everything revoked: the refresh is refused, the password grant starts over. The new
+    // token lives one second.
+    env.sandbox
+        .acumatica
+        .sessions
+        .set_options(AcumaticaOptions {
+            access_token_lifetime_secs: 1,
+            ..options()
+        });
     env.sandbox.acumatica.sessions.expire_all();
     client.get("/StockItem/SB00003").await.expect("new grant");
+    // Past its lifetime the token is refused (401) and refreshed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client
+        .get("/StockItem/SB00004")
+        .await
+        .expect("refreshed after expiry");
+    let expired = env.proxy.requests_to("GET", "/StockItem/SB00004");
+    assert_eq!(
+        expired.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![401, 200]
+    );
     let grants: Vec<String> = env
         .proxy
         .requests_to("POST", "/identity/connect/token")
@@ -653,7 +672,13 @@ async fn oauth2_password_grant_bearer_and_refresh() {
         .collect();
     assert_eq!(
         grants,
-        vec!["password", "refresh_token", "refresh_token", "password"]
+        vec![
+            "password",
+            "refresh_token",
+            "refresh_token",
+            "password",
+            "refresh_token"
+        ]
     );
 
     client.close().await;
