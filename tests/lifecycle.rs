@@ -449,3 +449,49 @@ fn a_login_over_the_licence_limit_is_retried_until_a_slot_frees() {
     );
     assert_eq!(sessions["open_sessions"], 0);
 }
+
+#[test]
+fn init_dry_run_prints_the_plan_and_changes_nothing() {
+    let env = SandboxEnv::start();
+    let out = env.connector(&["init", "--dry-run"]).expect_exit(0);
+    out.stdout_has("would create");
+    out.stdout_has("dry run, nothing changed: would be 10 created");
+    let state = env.acumatica_state();
+    assert!(state["endpoints"].as_array().unwrap().is_empty());
+    assert!(state["generic_inquiries"].as_array().unwrap().is_empty());
+    let status = env.connector(&["status", "--json"]).expect_exit(0);
+    let status: Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(status["state"], "uninitialized");
+    // After a real init, a dry run finds nothing to do.
+    init(&env);
+    let out = env
+        .connector(&["init", "--dry-run", "--json"])
+        .expect_exit(0);
+    let plan: Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(
+        (plan["created"].as_u64(), plan["repaired"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(open_sessions(&env), 0);
+}
+
+#[test]
+fn status_json_reports_state_objects_queue_and_last_run() {
+    let env = SandboxEnv::start();
+    init(&env);
+    env.connector(&["sync"]).expect_exit(0);
+    let out = env.connector(&["status", "--json"]).expect_exit(0);
+    let status: Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(status["state"], "active");
+    assert!(status["since"].is_string());
+    let objects = status["remote_objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["kind"].is_string() && o["name"].is_string() && o["active"] == true)
+    );
+    for key in ["pending", "held", "failed", "dead", "skipped"] {
+        assert!(status["queue"][key].is_u64(), "queue.{key} in {status}");
+    }
+    assert_eq!(status["last_run"]["outcome"], "done");
+}
