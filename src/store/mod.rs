@@ -4,6 +4,7 @@
 //! engine can back it later (DESIGN.md section 10). Schema changes are migration files under
 //! `migrations/`, applied in order by `rusqlite_migration`.
 
+mod operate;
 mod queue;
 
 use std::path::{Path, PathBuf};
@@ -186,6 +187,7 @@ pub enum PushCommit {
     Refused(LifecycleState),
 }
 
+pub use operate::{FailedMessage, MappingRow};
 pub use queue::{Delivery, Mapping, QueuedMessage};
 
 pub struct Store {

@@ -347,12 +347,21 @@ pub fn next_attempt(attempts: u32, max_attempts: u32) -> Option<String> {
     Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-/// A queue message for a row the batch path read.
-pub fn collected_message(entity: Entity, key: String, version: String, row: &Value) -> NewMessage {
+/// A queue message for a row the batch path read. An incremental read queues a version once;
+/// a re-read (`--full`, `resync`, a catch-up) passes its own `reread` tag so that the rows
+/// are queued again — the engine still sends only what differs from the last delivery.
+pub fn collected_message(
+    entity: Entity,
+    key: String,
+    version: String,
+    row: &Value,
+    reread: Option<&str>,
+) -> NewMessage {
+    let tag = reread.map(|t| format!("|{t}")).unwrap_or_default();
     NewMessage {
         direction: entity.direction().as_str(),
         entity: entity.name(),
-        dedupe_key: format!("batch|{}|{key}|{version}", entity.name()),
+        dedupe_key: format!("batch|{}|{key}|{version}{tag}", entity.name()),
         natural_key: key,
         version,
         operation: "upsert",
