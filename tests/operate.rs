@@ -165,3 +165,51 @@ fn the_man_page_is_current() {
         "docs/man/connector.1 is out of date: run `UPDATE_MAN=1 cargo test --test operate man_page`"
     );
 }
+
+#[test]
+fn the_store_stays_small_over_many_runs() {
+    let env = SandboxEnv::start();
+    // Keep nothing delivered: every run purges what the last one delivered.
+    let config = std::fs::read_to_string(env.dir.join("connector.toml")).unwrap();
+    env.dir.write(
+        "connector.toml",
+        config.replace("retention_days = 30", "retention_days = 0"),
+    );
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    env.connector(&["sync"]).expect_exit(0);
+    let items: Vec<String> = env.acumatica_state()["entities"]["stock_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InventoryID"].as_str().unwrap().to_string())
+        .collect();
+    let size = |env: &SandboxEnv| {
+        let db = std::fs::metadata(env.dir.join("connector.db"))
+            .unwrap()
+            .len();
+        let wal = std::fs::metadata(env.dir.join("connector.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        db + wal
+    };
+    let mut sizes = Vec::new();
+    for round in 0..12 {
+        let prices: serde_json::Map<String, Value> = items
+            .iter()
+            .map(|i| (i.clone(), json!(10.0 + round as f64)))
+            .collect();
+        env.acumatica_control("mass-price-update", json!({ "prices": prices }));
+        env.connector(&["sync", "--full"]).expect_exit(0);
+        sizes.push(size(&env));
+    }
+    let status = json_of(&env.connector(&["status", "--json"]).expect_exit(0));
+    assert_eq!(
+        status["queue"]["delivered"], 0,
+        "delivered messages are purged"
+    );
+    // After the first rounds fill the pages, the file stops growing.
+    assert!(
+        sizes[11] <= sizes[3] + 64 * 1024,
+        "the store grew: {sizes:?}"
+    );
+}

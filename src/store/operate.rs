@@ -164,6 +164,36 @@ impl Store {
         Ok(())
     }
 
+    /// Housekeeping: deletes delivered and skipped messages (their payloads hold personal data)
+    /// and runs older than `retention_days`, at most `max_rows` of each, so one sync never
+    /// spends long on it. Returns how many messages went.
+    pub fn purge(&self, retention_days: u32, max_rows: usize) -> rusqlite::Result<usize> {
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let messages = self.conn.execute(
+            "DELETE FROM messages WHERE id IN (
+                SELECT id FROM messages WHERE status IN ('delivered', 'skipped') AND updated_at <= ?1
+                ORDER BY id LIMIT ?2)",
+            params![cutoff, max_rows as i64],
+        )?;
+        self.conn.execute(
+            "DELETE FROM runs WHERE id IN (
+                SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at <= ?1
+                ORDER BY id LIMIT ?2)",
+            params![cutoff, max_rows as i64],
+        )?;
+        self.conn.execute(
+            "DELETE FROM catch_up_requests WHERE done_at IS NOT NULL AND done_at <= ?1",
+            params![cutoff],
+        )?;
+        if messages > 0 {
+            // Give the pages back gradually instead of letting the file only grow.
+            self.conn
+                .execute_batch("PRAGMA incremental_vacuum(1000);")?;
+        }
+        Ok(messages)
+    }
+
     /// The last run that finished without failing, if any.
     pub fn last_successful_run(&self) -> rusqlite::Result<Option<RunSummary>> {
         Ok(self

@@ -200,6 +200,13 @@ pub async fn run(
         anyhow::Ok(())
     };
     let outcome = crate::acumatica::with_sessions(&acumatica, work).await;
+    if !options.dry_run {
+        // Housekeeping, bounded per run so a run stays short.
+        let retention = config.store.retention_days;
+        if let Err(e) = ctx.store(|s| s.purge(retention, 10_000)) {
+            tracing::warn!("purging old messages failed: {e:#}");
+        }
+    }
     if let Some(id) = run_id {
         let summary = match (&outcome, report.failed_records()) {
             (Err(_), _) => "failed",
