@@ -75,8 +75,9 @@ pub async fn deliver(
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+            let results = failed_items(&chunk, &reply)?;
             progress.advance(Entity::Prices, chunk.len() as u64);
-            Ok(failed_items(&chunk, &reply))
+            Ok(results)
         },
     )
     .await;
@@ -95,27 +96,57 @@ pub async fn deliver(
 }
 
 /// Maps the reply's failed items back to the batch: an item failed when its SKU is among a
-/// failure's parameters (Magento names the SKU there).
-fn failed_items(chunk: &[Value], reply: &Value) -> BatchResult {
+/// failure's parameters (Magento names the SKU there for an unknown SKU or store).
+///
+/// Magento does not name the SKU of every failure: an invalid price is reported as
+/// `Invalid attribute %fieldName = %fieldValue.` with `["Price", "-5"]` only
+/// (`BasePriceStorage::retrieveValidPrices`). Such a failure cannot be pinned on an item of a
+/// larger batch, so the batch is refused as a whole (`Err`) and `send_in_batches` splits it
+/// until the failure is alone: in a batch of one, every failure is that item's. Resending the
+/// good prices of a split batch is harmless (a base price write is idempotent). Before this,
+/// an unnamed failure was dropped and the bad price counted as delivered.
+fn failed_items(chunk: &[Value], reply: &Value) -> Result<BatchResult, String> {
     let failures = reply.as_array().cloned().unwrap_or_default();
-    chunk
+    let names = |f: &Value, sku: &str| match f.get("parameters") {
+        Some(Value::Array(ps)) => ps.iter().any(|p| p.as_str() == Some(sku)),
+        Some(Value::Object(ps)) => ps.values().any(|p| p.as_str() == Some(sku)),
+        _ => false,
+    };
+    let describe = |f: &Value| crate::magento::error_message(&f.to_string());
+    if chunk.len() == 1 {
+        let sku = chunk[0]["sku"].as_str().unwrap_or_default();
+        return Ok(vec![match failures.first() {
+            None => Ok(()),
+            Some(f) => Err(format!(
+                "Magento refused the price of {sku}: {}",
+                describe(f)
+            )),
+        }]);
+    }
+    let named = |f: &Value| {
+        chunk
+            .iter()
+            .any(|item| names(f, item["sku"].as_str().unwrap_or_default()))
+    };
+    if let Some(unnamed) = failures.iter().find(|f| !named(f)) {
+        return Err(format!(
+            "Magento refused a price without naming its SKU ({}); splitting the batch",
+            describe(unnamed)
+        ));
+    }
+    Ok(chunk
         .iter()
         .map(|item| {
             let sku = item["sku"].as_str().unwrap_or_default();
-            let failure = failures.iter().find(|f| {
-                f.get("parameters")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(sku)))
-            });
-            match failure {
+            match failures.iter().find(|f| names(f, sku)) {
                 None => Ok(()),
                 Some(f) => Err(format!(
                     "Magento refused the price of {sku}: {}",
-                    crate::magento::error_message(&f.to_string())
+                    describe(f)
                 )),
             }
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -128,14 +159,33 @@ mod tests {
             json!({"sku": "A", "price": 1.0}),
             json!({"sku": "B", "price": -1.0}),
         ];
-        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["price", "-1", "B"]}]);
-        let results = failed_items(&chunk, &reply);
+        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["SKU", "B"]}]);
+        let results = failed_items(&chunk, &reply).unwrap();
         assert!(results[0].is_ok());
         assert!(
             results[1]
                 .as_ref()
                 .unwrap_err()
-                .contains("Invalid attribute price = -1.")
+                .contains("Invalid attribute SKU = B.")
         );
+    }
+
+    #[test]
+    fn a_failure_that_names_no_sku_refuses_the_batch_so_it_is_split() {
+        let chunk = vec![
+            json!({"sku": "A", "price": 1.0}),
+            json!({"sku": "B", "price": -1.0}),
+        ];
+        // Magento's reply to a negative price: the field and value, no SKU.
+        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["Price", "-1"]}]);
+        assert!(failed_items(&chunk, &reply).is_err());
+        let one = failed_items(&chunk[1..], &reply).unwrap();
+        assert!(
+            one[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("Invalid attribute Price = -1.")
+        );
+        assert!(failed_items(&chunk[..1], &json!([])).unwrap()[0].is_ok());
     }
 }
