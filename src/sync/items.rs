@@ -115,7 +115,7 @@ fn create_payload(ctx: &Context<'_>, sku: &str, row: &Value, update: &Map<String
 async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
     let sku = record.key.as_str();
     if record.operation == "delete" {
-        return delete_candidate(ctx, sku).await;
+        return delete_candidate(ctx, sku, record.mapping.is_some()).await;
     }
     let update = update_fields(ctx, &record.row);
     let hash = payload_hash(&Value::Object(update.clone()));
@@ -163,43 +163,56 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
 }
 
 /// A row only in `Deleted`: disable the product only if Acumatica confirms the item is gone.
-async fn delete_candidate(ctx: &Context<'_>, sku: &str) -> Outcome {
-    match ctx
+///
+/// The read is a `$filter` on the key, not `GET /StockItem/{id}`: Acumatica answers a missing
+/// record by key with 500 `NoEntitySatisfiesTheConditionException`, not 404, so the read by
+/// key was retried as a server error and the delete then failed on every run — a deleted
+/// item's product was never disabled. An empty list is an unambiguous "gone".
+///
+/// A product the connector never delivered (`mapped` false) is looked up first: a `PUT` of a
+/// missing SKU would try to create it (and fail on the missing create fields).
+async fn delete_candidate(ctx: &Context<'_>, sku: &str, mapped: bool) -> Outcome {
+    let filter = format!("InventoryID eq '{}'", sku.replace('\'', "''"));
+    let found = match ctx
         .acumatica
-        .get(&format!("/StockItem/{}?$select=InventoryID", segment(sku)))
+        .get(&format!(
+            "/StockItem?$filter={}&$select=InventoryID",
+            segment(&filter)
+        ))
         .await
     {
-        Ok(_) => Outcome::Skipped("still in Acumatica (the first half of an update)".into()),
-        Err(e) if e.is_not_found() => {
-            let disabled = json!({ "status": 2 });
-            let hash = payload_hash(&json!({ "deleted": true }));
-            if ctx.dry_run {
-                return Outcome::Delivered {
-                    target_key: sku.into(),
-                    source_key: None,
-                    hash,
-                };
+        Ok(reply) => reply.as_array().is_some_and(|rows| !rows.is_empty()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    if found {
+        return Outcome::Skipped("still in Acumatica (the first half of an update)".into());
+    }
+    let hash = payload_hash(&json!({ "deleted": true }));
+    let path = format!("/V1/products/{}", segment(sku));
+    if !mapped {
+        match ctx.magento.get(Scope::All, &path, &[]).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                return Outcome::Skipped("not in Magento either".into());
             }
-            let mut product = disabled.as_object().cloned().unwrap_or_default();
-            product.insert("sku".into(), json!(sku));
-            match ctx
-                .magento
-                .put(
-                    Scope::All,
-                    &format!("/V1/products/{}", segment(sku)),
-                    &json!({ "product": product }),
-                )
-                .await
-            {
-                Ok(_) => Outcome::Delivered {
-                    target_key: sku.into(),
-                    source_key: None,
-                    hash,
-                },
-                Err(e) if e.is_not_found() => Outcome::Skipped("not in Magento either".into()),
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
+            Err(e) => return Outcome::Failed(e.to_string()),
         }
+    }
+    if ctx.dry_run {
+        return Outcome::Delivered {
+            target_key: sku.into(),
+            source_key: None,
+            hash,
+        };
+    }
+    let product = json!({ "product": { "sku": sku, "status": 2 } });
+    match ctx.magento.put(Scope::All, &path, &product).await {
+        Ok(_) => Outcome::Delivered {
+            target_key: sku.into(),
+            source_key: None,
+            hash,
+        },
+        Err(e) if e.is_not_found() => Outcome::Skipped("not in Magento either".into()),
         Err(e) => Outcome::Failed(e.to_string()),
     }
 }
