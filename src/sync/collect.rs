@@ -64,6 +64,13 @@ pub async fn collect_from_acumatica(
     let mut collected = 0;
     let mut status = "pending";
     let mut skip = 0usize;
+    // The watermark is the newest version of ALL pages, stored with the last page only. The
+    // OData read has no order, so a page's newest row says nothing about the pages still to
+    // come: advancing per page let a run killed between pages (or failing on one) leave a
+    // watermark past rows it never queued — lost for good, and on a first run the cursor's
+    // mere existence turned the next run from full into incremental. Earlier pages' rows are
+    // queued as read; re-reading them after a crash is harmless (the dedupe key drops them).
+    let mut newest: Option<String> = None;
     loop {
         let mut query = vec![("$top", PAGE.to_string()), ("$skip", skip.to_string())];
         if let Some(filter) = &filter {
@@ -75,7 +82,6 @@ pub async fn collect_from_acumatica(
             .and_then(Value::as_array)
             .with_context(|| format!("the OData reply for {gi} has no `value` array"))?;
         let mut messages = Vec::with_capacity(rows.len());
-        let mut newest: Option<String> = None;
         for row in rows {
             match key_and_version(entity, row, config.acumatica.timezone, None) {
                 Ok((key, version)) => {
@@ -88,15 +94,17 @@ pub async fn collect_from_acumatica(
                 Err(e) => tracing::warn!(gi, "a row of the Generic Inquiry was skipped: {e}"),
             }
         }
+        let last_page = rows.len() < PAGE;
         if ctx.dry_run {
             collected += messages.len() as u64;
         } else {
+            let watermark = if last_page { newest.as_deref() } else { None };
             let (new, st) =
-                ctx.store(|s| s.enqueue_collected(entity.name(), &messages, newest.as_deref()))?;
+                ctx.store(|s| s.enqueue_collected(entity.name(), &messages, watermark))?;
             collected += new;
             status = st;
         }
-        if rows.len() < PAGE {
+        if last_page {
             break;
         }
         skip += rows.len();
