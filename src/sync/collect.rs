@@ -9,19 +9,35 @@ use serde_json::Value;
 use super::engine::{Context, SyncOptions, collected_message};
 use crate::entities::Entity;
 use crate::push::key_and_version;
+use crate::store::NewMessage;
 
 /// Rows per OData page.
 const PAGE: usize = 500;
 
-/// Reads what changed and queues it; returns how many rows were new and their status.
+/// What one collect found.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Rows that were new to the queue (with --dry-run: rows read).
+    pub count: u64,
+    /// `pending`, or `held` while paused.
+    pub status: &'static str,
+    /// With --dry-run only: the rows read, which a real run would have queued. The engine
+    /// shows them as what would be sent; nothing is stored.
+    pub dry_run_messages: Vec<NewMessage>,
+}
+
+/// Reads what changed and queues it (with --dry-run: returns it instead).
 pub async fn collect_from_acumatica(
     ctx: &Context<'_>,
     entity: Entity,
     options: &SyncOptions,
-) -> anyhow::Result<(u64, &'static str)> {
+) -> anyhow::Result<Collected> {
     let config = ctx.config;
     let Some(gi) = entity.generic_inquiry(&config.acumatica.prefix) else {
-        return Ok((0, "pending"));
+        return Ok(Collected {
+            status: "pending",
+            ..Collected::default()
+        });
     };
     let catch_ups: Vec<Option<String>> = ctx
         .store(|s| s.open_catch_ups())?
@@ -64,6 +80,7 @@ pub async fn collect_from_acumatica(
     let mut collected = 0;
     let mut status = "pending";
     let mut skip = 0usize;
+    let mut dry_run_messages = Vec::new();
     // The watermark is the newest version of ALL pages, stored with the last page only. The
     // OData read has no order, so a page's newest row says nothing about the pages still to
     // come: advancing per page let a run killed between pages (or failing on one) leave a
@@ -97,6 +114,7 @@ pub async fn collect_from_acumatica(
         let last_page = rows.len() < PAGE;
         if ctx.dry_run {
             collected += messages.len() as u64;
+            dry_run_messages.extend(messages);
         } else {
             let watermark = if last_page { newest.as_deref() } else { None };
             let (new, st) =
@@ -112,5 +130,9 @@ pub async fn collect_from_acumatica(
     if !ctx.dry_run && !catch_ups.is_empty() {
         ctx.store(|s| s.close_catch_ups(entity.name()))?;
     }
-    Ok((collected, status))
+    Ok(Collected {
+        count: collected,
+        status,
+        dry_run_messages,
+    })
 }

@@ -221,13 +221,14 @@ async fn sync_entity(
     progress: &dyn Progress,
 ) -> anyhow::Result<EntityCounts> {
     let mut counts = EntityCounts::default();
+    let mut dry_run_rows = Vec::new();
     if entity.direction() == Direction::ToMagento {
-        let (collected, status) =
-            super::collect::collect_from_acumatica(ctx, entity, options).await?;
-        counts.collected = collected;
-        if status == "held" {
-            counts.held = collected;
+        let collected = super::collect::collect_from_acumatica(ctx, entity, options).await?;
+        counts.collected = collected.count;
+        if collected.status == "held" {
+            counts.held = collected.count;
         }
+        dry_run_rows = collected.dry_run_messages;
         if state == LifecycleState::Paused {
             // Pause Sync to Magento: collect and hold, write nothing to Magento.
             return Ok(counts);
@@ -235,8 +236,23 @@ async fn sync_entity(
     }
 
     let limit = options.limit.unwrap_or(usize::MAX);
-    let due =
+    let mut due =
         ctx.store(|s| s.due_messages(entity.name(), limit.saturating_mul(4).min(1_000_000)))?;
+    // --dry-run queues nothing, so what the batch path read is not in the queue: without
+    // these rows a dry run showed nothing of the changes only the batch path had found (a
+    // first run, a lost push). Negative ids: never written, every store write is skipped in a
+    // dry run.
+    for (i, m) in dry_run_rows.into_iter().enumerate() {
+        due.push(crate::store::QueuedMessage {
+            id: -1 - i as i64,
+            entity: m.entity.to_string(),
+            natural_key: m.natural_key,
+            version: m.version,
+            operation: m.operation.to_string(),
+            payload: Some(m.payload),
+            attempts: 0,
+        });
+    }
     let groups = coalesce(due);
     let mut records = Vec::new();
     let mut stale = Vec::new();
