@@ -249,12 +249,20 @@ fn a_pushed_change_reaches_magento_and_three_changes_cost_one_call() {
     let env = started(3, &[]);
     sync(&env, &[], 0);
     let _listener = Listener::start(&env);
+    // Blind the batch path (a watermark past every change): what arrives now can only have
+    // come through the receiver.
+    for entity in ["items", "prices", "inventory"] {
+        store(&env)
+            .set_cursor(entity, "2099-01-01T00:00:00.000Z")
+            .unwrap();
+    }
 
     edit_item(&env, "SB00001", json!({"price": 10.0}));
     wait_for_messages(&env, "prices", "SB00001", 1);
     let prices_before = magento_calls(&env, Some(PRICES));
     let report = sync(&env, &["--entity", "prices"], 0);
     assert_eq!(counts(&report, "prices")["delivered"], 1, "{report}");
+    assert_eq!(counts(&report, "prices")["collected"], 0, "{report}");
     assert_eq!(product(&env, "SB00001")["price"], 10.0);
     assert_eq!(magento_calls(&env, Some(PRICES)), prices_before + 1);
     let statuses: Vec<String> = store(&env)
@@ -661,5 +669,50 @@ fn legacy_stock_sums_only_the_configured_warehouses_of_the_available_quantity() 
     );
     let p = product(&env, "SB00001");
     assert_eq!(p["qty"], 7.0, "available, RETAIL only: {p}");
+    assert_within_limits(&env);
+}
+
+#[test]
+fn exit_codes_follow_the_life_cycle_and_dead_records() {
+    // Not initialized: exit 2, one line.
+    let env = SandboxEnv::with(SandboxOptions {
+        items: 2,
+        ..Default::default()
+    });
+    env.connector(&["sync"]).expect_exit(2).one_line_error();
+
+    let path = env.dir.join("connector.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("max_attempts = 8", "max_attempts = 1")).unwrap();
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    sync(&env, &[], 0);
+    // One try allowed: a refused price is dead at once, exit 3.
+    edit_item(&env, "SB00001", json!({"price": -1.0}));
+    let report = sync(&env, &[], 3);
+    assert_eq!(counts(&report, "prices")["dead"], 1, "{report}");
+    assert_eq!(counts(&report, "prices")["failed"], 0, "{report}");
+    // Dead is not retried: the next run has nothing to do and succeeds.
+    let before = magento_calls(&env, Some(PRICES));
+    sync(&env, &[], 0);
+    assert_eq!(magento_calls(&env, Some(PRICES)), before);
+
+    // Stopped: nothing, said so, exit 0; a change made while stopped is caught up after
+    // activate.
+    env.connector(&["deactivate", "--stop", "--yes"])
+        .expect_exit(0);
+    edit_item(&env, "SB00002", json!({"price": 62.0}));
+    let before = magento_calls(&env, None);
+    let report = sync(&env, &[], 0);
+    assert_eq!(report["state"], "stopped");
+    assert!(
+        report["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("stopped")),
+        "{report}"
+    );
+    assert_eq!(magento_calls(&env, None), before);
+    env.connector(&["activate", "--yes"]).expect_exit(0);
+    sync(&env, &[], 0);
+    assert_eq!(product(&env, "SB00002")["price"], 62.0);
     assert_within_limits(&env);
 }
