@@ -97,9 +97,10 @@ fn assert_magento_equals_acumatica(env: &SandboxEnv) {
             .iter()
             .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
             .sum();
+        // An item in no warehouse has no inventory row, so no source item either.
         assert_eq!(
-            p["qty_per_source"]["default"].as_f64(),
-            Some(qty),
+            p["qty_per_source"]["default"].as_f64().unwrap_or(0.0),
+            qty,
             "{sku} qty"
         );
         assert_eq!(p["status"], 1, "{sku} status");
@@ -714,5 +715,23 @@ fn exit_codes_follow_the_life_cycle_and_dead_records() {
     env.connector(&["activate", "--yes"]).expect_exit(0);
     sync(&env, &[], 0);
     assert_eq!(product(&env, "SB00002")["price"], 62.0);
+    assert_within_limits(&env);
+}
+
+#[test]
+fn a_new_product_whose_url_key_is_taken_is_still_created() {
+    let env = started(1, &[]);
+    // Magento's seeded SB-0001 "Compact Headlamp" holds url_key compact-headlamp-sb-0001; a new
+    // Acumatica item "SB 0001" with the same name slugs to the same key.
+    edit_item(
+        &env,
+        "SB 0001",
+        json!({"price": 3.0, "description": "Compact Headlamp", "weight": 1.0}),
+    );
+    sync(&env, &[], 0);
+    let p = product(&env, "SB 0001");
+    assert_eq!(p["name"], "Compact Headlamp", "{p}");
+    assert_ne!(p["url_key"], product(&env, "SB-0001")["url_key"]);
+    assert_magento_equals_acumatica(&env);
     assert_within_limits(&env);
 }

@@ -152,9 +152,30 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
             .put(Scope::All, &path, &json!({ "product": product }))
             .await
     } else {
-        let body = create_payload(ctx, sku, &record.row, &update);
+        let mut body = create_payload(ctx, sku, &record.row, &update);
         // PUT creates a missing SKU too and, unlike POST, is safe to repeat after a cut reply.
-        ctx.magento.put(Scope::All, &path, &body).await
+        match ctx.magento.put(Scope::All, &path, &body).await {
+            // The name-and-SKU slug is not always unique: another product (a merchandiser's,
+            // or a SKU that differs only in punctuation, `MUG 1` / `MUG-1`) may hold it, and
+            // the create then failed on every run until the record was dead. Magento refused
+            // the whole save, so trying once more with a suffix made from the exact SKU is safe.
+            Err(e)
+                if e.to_string()
+                    .contains("URL key for specified store already exists") =>
+            {
+                if let Some(attrs) = body["product"]["custom_attributes"].as_array_mut() {
+                    for attr in attrs {
+                        if attr["attribute_code"] == "url_key" {
+                            let base = attr["value"].as_str().unwrap_or_default().to_string();
+                            attr["value"] =
+                                json!(format!("{base}-{}", &payload_hash(&json!(sku))[..8]));
+                        }
+                    }
+                }
+                ctx.magento.put(Scope::All, &path, &body).await
+            }
+            other => other,
+        }
     };
     match result {
         Ok(_) => delivered,
