@@ -365,6 +365,12 @@ fn a_partially_failing_price_batch_fails_only_its_bad_items() {
         product(&env, "NEW0001").is_null(),
         "--entity prices writes no product"
     );
+    // The run is recorded with its outcome and counts.
+    let last = store(&env).last_run().unwrap().expect("a run record");
+    assert_eq!(Some(last.id), report["run_id"].as_i64());
+    assert_eq!(last.outcome.as_deref(), Some("partial"));
+    assert!(last.finished_at.is_some());
+    assert_eq!(last.counts["prices"]["failed"], 2, "{:?}", last.counts);
     assert_within_limits(&env);
 }
 
