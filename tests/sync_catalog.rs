@@ -741,3 +741,36 @@ fn a_new_product_whose_url_key_is_taken_is_still_created() {
     assert_magento_equals_acumatica(&env);
     assert_within_limits(&env);
 }
+
+#[test]
+fn refused_credentials_halt_the_run_with_exit_1_and_charge_no_attempt() {
+    // One attempt allowed: a record charged for the 401 would be dead at once.
+    let env = started(3, &[("max_attempts = 8", "max_attempts = 1")]);
+    let path = env.dir.join("connector.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let token = good
+        .lines()
+        .find(|l| l.starts_with("access_token"))
+        .unwrap()
+        .to_string();
+    std::fs::write(&path, good.replace(&token, "access_token = \"revoked\"")).unwrap();
+    let before = magento_calls(&env, None);
+    let out = env.connector(&["sync"]).expect_exit(1);
+    out.one_line_error().stderr_has("token was revoked");
+    // Every record of the run shares the failure: a handful of calls, no batch splitting.
+    assert!(
+        magento_calls(&env, None) - before <= 3,
+        "{}",
+        env.magento_state()["requests"]
+    );
+    assert_eq!(
+        store(&env).last_run().unwrap().unwrap().outcome.as_deref(),
+        Some("failed")
+    );
+
+    std::fs::write(&path, good).unwrap();
+    let report = sync(&env, &[], 0);
+    assert_eq!(counts(&report, "items")["delivered"], 3, "{report}");
+    assert_magento_equals_acumatica(&env);
+    assert_within_limits(&env);
+}

@@ -114,9 +114,35 @@ pub struct Context<'a> {
     pub acumatica: &'a AcumaticaClient,
     pub store: &'a Mutex<Store>,
     pub dry_run: bool,
+    /// Set when Magento failed as a whole (credentials refused, unreachable): see
+    /// [`Context::magento_error`].
+    pub halt: Mutex<Option<String>>,
 }
 
 impl Context<'_> {
+    /// A Magento error as a record's failure text. A 401 (token revoked or an ACL resource
+    /// missing) or an unreachable Magento is not the record's fault: it halts the run. Before,
+    /// each record failed with it, was charged an attempt (a few hours of a revoked token made
+    /// the whole catalogue dead), the batch flows split every batch down to single items
+    /// resending each to the same 401, and the run exited 3 instead of 1 with one clear error.
+    pub fn magento_error(&self, error: crate::magento::MagentoError) -> String {
+        use crate::magento::MagentoError;
+        let message = error.to_string();
+        if matches!(
+            error,
+            MagentoError::Unauthorized { .. } | MagentoError::Transport { .. }
+        ) {
+            let mut halt = self.halt.lock().expect("halt lock poisoned");
+            halt.get_or_insert_with(|| message.clone());
+        }
+        message
+    }
+
+    /// Why the run halted, once Magento failed as a whole; flows then send nothing more.
+    pub fn halted(&self) -> Option<String> {
+        self.halt.lock().expect("halt lock poisoned").clone()
+    }
+
     /// Runs `f` on the store (a short synchronous call).
     pub fn store<T>(&self, f: impl FnOnce(&mut Store) -> rusqlite::Result<T>) -> anyhow::Result<T> {
         let mut store = self.store.lock().expect("store lock poisoned");
@@ -191,6 +217,7 @@ pub async fn run(
         acumatica: &acumatica,
         store: &store,
         dry_run: options.dry_run,
+        halt: Mutex::new(None),
     };
     let work = async {
         for entity in entities_to_run(config, options) {
@@ -300,6 +327,7 @@ async fn sync_entity(
 
     progress.start(entity, records.len() as u64);
     let outcomes = super::flows::deliver(ctx, entity, records, progress).await;
+    let halted = ctx.halted();
     for (record, outcome) in outcomes {
         match outcome {
             Outcome::Delivered {
@@ -331,6 +359,9 @@ async fn sync_entity(
                     ctx.store(|s| s.mark_skipped(&record.message_ids, &reason))?;
                 }
             }
+            Outcome::Failed(_) if halted.is_some() => {
+                // Magento failed as a whole: the record stays due, no attempt is charged.
+            }
             Outcome::Failed(error) => {
                 if ctx.dry_run {
                     counts.failed += 1;
@@ -349,6 +380,9 @@ async fn sync_entity(
         }
     }
     progress.finish(entity);
+    if let Some(why) = halted {
+        anyhow::bail!("{why}");
+    }
     Ok(counts)
 }
 

@@ -158,13 +158,17 @@ pub async fn deliver(
     }
     if legacy {
         for (sku, payload, hash) in to_send {
+            if let Some(why) = ctx.halted() {
+                results.insert(sku, Err(why));
+                continue;
+            }
             let path = format!("/V1/products/{}/stockItems/1", segment(&sku));
             let r = ctx
                 .magento
                 .put(Scope::All, &path, &json!({ "stockItem": payload }))
                 .await
                 .map(|_| hash)
-                .map_err(|e| e.to_string());
+                .map_err(|e| ctx.magento_error(e));
             progress.advance(Entity::Inventory, 1);
             results.insert(sku, r);
         }
@@ -174,7 +178,11 @@ pub async fn deliver(
             items,
             ctx.config.sync.batch_size as usize,
             |chunk| async move {
-                ctx.magento
+                if let Some(why) = ctx.halted() {
+                    return Ok(vec![Err(why); chunk.len()]);
+                }
+                if let Err(e) = ctx
+                    .magento
                     .post(
                         Scope::All,
                         "/V1/inventory/source-items",
@@ -182,7 +190,14 @@ pub async fn deliver(
                         true,
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                {
+                    let message = ctx.magento_error(e);
+                    // Magento failed as a whole: not this batch's fault, so no split.
+                    if ctx.halted().is_some() {
+                        return Ok(vec![Err(message); chunk.len()]);
+                    }
+                    return Err(message);
+                }
                 progress.advance(Entity::Inventory, chunk.len() as u64);
                 Ok(chunk.iter().map(|_| Ok(())).collect())
             },
@@ -244,7 +259,7 @@ async fn existing_skus(ctx: &Context<'_>, skus: &[String]) -> Result<Vec<String>
             .magento
             .get(Scope::All, "/V1/products", &query)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ctx.magento_error(e))?;
         for product in reply
             .get("items")
             .and_then(Value::as_array)

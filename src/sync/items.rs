@@ -114,6 +114,9 @@ fn create_payload(ctx: &Context<'_>, sku: &str, row: &Value, update: &Map<String
 
 async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
     let sku = record.key.as_str();
+    if let Some(why) = ctx.halted() {
+        return Outcome::Failed(why);
+    }
     if record.operation == "delete" {
         return delete_candidate(ctx, sku, record.mapping.is_some()).await;
     }
@@ -142,7 +145,7 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
         None => match ctx.magento.get(Scope::All, &path, &[]).await {
             Ok(_) => true,
             Err(e) if e.is_not_found() => false,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(ctx.magento_error(e)),
         },
     };
     let result = if exists {
@@ -179,7 +182,7 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
     };
     match result {
         Ok(_) => delivered,
-        Err(e) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Failed(ctx.magento_error(e)),
     }
 }
 
@@ -216,7 +219,7 @@ async fn delete_candidate(ctx: &Context<'_>, sku: &str, mapped: bool) -> Outcome
             Err(e) if e.is_not_found() => {
                 return Outcome::Skipped("not in Magento either".into());
             }
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(ctx.magento_error(e)),
         }
     }
     if ctx.dry_run {
@@ -234,7 +237,7 @@ async fn delete_candidate(ctx: &Context<'_>, sku: &str, mapped: bool) -> Outcome
             hash,
         },
         Err(e) if e.is_not_found() => Outcome::Skipped("not in Magento either".into()),
-        Err(e) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Failed(ctx.magento_error(e)),
     }
 }
 

@@ -65,7 +65,10 @@ pub async fn deliver(
         items,
         ctx.config.sync.batch_size as usize,
         |chunk| async move {
-            let reply = ctx
+            if let Some(why) = ctx.halted() {
+                return Ok(vec![Err(why); chunk.len()]);
+            }
+            let reply = match ctx
                 .magento
                 .post(
                     Scope::All,
@@ -74,7 +77,17 @@ pub async fn deliver(
                     true,
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+            {
+                Ok(reply) => reply,
+                Err(e) => {
+                    let message = ctx.magento_error(e);
+                    // Magento failed as a whole: not this batch's fault, so no split.
+                    if ctx.halted().is_some() {
+                        return Ok(vec![Err(message); chunk.len()]);
+                    }
+                    return Err(message);
+                }
+            };
             let results = failed_items(&chunk, &reply)?;
             progress.advance(Entity::Prices, chunk.len() as u64);
             Ok(results)
