@@ -381,9 +381,27 @@ fn the_input_limit_is_detected_and_respected() {
     let report = sync(&env, &[], 0);
     assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
     assert_eq!(counts(&report, "inventory")["delivered"], 90, "{report}");
-    // One refused batch of 45, then 20 + 20 + 5.
-    assert_eq!(magento_calls(&env, Some(PRICES)), 4);
-    assert_eq!(magento_calls(&env, Some(SOURCE_ITEMS)), 4);
+    // The first batch flow: one refused batch of 45, then 20 + 20 + 5. The second, later in
+    // the same run, starts at 20: no refused batch.
+    let calls = [
+        magento_calls(&env, Some(PRICES)),
+        magento_calls(&env, Some(SOURCE_ITEMS)),
+    ];
+    assert_eq!(calls.iter().sum::<u64>(), 7, "{calls:?}");
+    assert_eq!(calls.iter().min(), Some(&3), "{calls:?}");
+    assert_magento_equals_acumatica(&env);
+
+    // A store that sets its own, lower limit: the refusal states it and it is used.
+    env.magento_control(
+        "faults",
+        json!({"input_limit": true, "input_list_limit": 10}),
+    );
+    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
+    let before = magento_calls(&env, Some(PRICES));
+    let report = sync(&env, &["--entity", "prices"], 0);
+    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
+    // One refused batch of 45, then 10 + 10 + 10 + 10 + 5.
+    assert_eq!(magento_calls(&env, Some(PRICES)) - before, 6);
     assert_magento_equals_acumatica(&env);
     assert_within_limits(&env);
 }

@@ -117,6 +117,9 @@ pub struct Context<'a> {
     /// Set when Magento failed as a whole (credentials refused, unreachable): see
     /// [`Context::magento_error`].
     pub halt: Mutex<Option<String>>,
+    /// The largest batch Magento's web API input limit lets through, once a flow of this run
+    /// met it (shared, so the next flow does not have its first batch refused too).
+    pub batch_cap: std::sync::atomic::AtomicUsize,
 }
 
 impl Context<'_> {
@@ -218,6 +221,7 @@ pub async fn run(
         store: &store,
         dry_run: options.dry_run,
         halt: Mutex::new(None),
+        batch_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
     };
     let work = async {
         for entity in entities_to_run(config, options) {

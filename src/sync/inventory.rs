@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::engine::{Context, Outcome, Progress, Record, payload_hash};
-use super::flows::send_in_batches;
+use super::flows::send_in_batches_capped;
 use crate::config::{InventoryApi, QuantityKind};
 use crate::entities::Entity;
 use crate::magento::{Condition, Filter, Scope, SearchCriteria, segment};
@@ -174,9 +174,10 @@ pub async fn deliver(
         }
     } else {
         let items: Vec<Value> = to_send.iter().map(|(_, p, _)| p.clone()).collect();
-        let sent = send_in_batches(
+        let sent = send_in_batches_capped(
             items,
             ctx.config.sync.batch_size as usize,
+            &ctx.batch_cap,
             |chunk| async move {
                 if let Some(why) = ctx.halted() {
                     return Ok(vec![Err(why); chunk.len()]);

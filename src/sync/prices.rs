@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::engine::{Context, Outcome, Progress, Record, payload_hash};
-use super::flows::{BatchResult, send_in_batches};
+use super::flows::{BatchResult, send_in_batches_capped};
 use crate::entities::Entity;
 use crate::magento::Scope;
 
@@ -61,9 +61,10 @@ pub async fn deliver(
     }
 
     let items: Vec<Value> = to_send.iter().map(|(_, item, _)| item.clone()).collect();
-    let results = send_in_batches(
+    let results = send_in_batches_capped(
         items,
         ctx.config.sync.batch_size as usize,
+        &ctx.batch_cap,
         |chunk| async move {
             if let Some(why) = ctx.halted() {
                 return Ok(vec![Err(why); chunk.len()]);
