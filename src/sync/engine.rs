@@ -114,7 +114,7 @@ pub struct Context<'a> {
     pub acumatica: &'a AcumaticaClient,
     pub store: &'a Mutex<Store>,
     pub dry_run: bool,
-    /// Set when Magento failed as a whole (credentials refused, unreachable): see
+    /// Set when Magento refused the credentials (401): see
     /// [`Context::magento_error`].
     pub halt: Mutex<Option<String>>,
     /// The largest batch Magento's web API input limit lets through, once a flow of this run
@@ -124,24 +124,23 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// A Magento error as a record's failure text. A 401 (token revoked or an ACL resource
-    /// missing) or an unreachable Magento is not the record's fault: it halts the run. Before,
+    /// missing) is not the record's fault: it halts the run. Before,
     /// each record failed with it, was charged an attempt (a few hours of a revoked token made
     /// the whole catalogue dead), the batch flows split every batch down to single items
     /// resending each to the same 401, and the run exited 3 instead of 1 with one clear error.
     pub fn magento_error(&self, error: crate::magento::MagentoError) -> String {
         use crate::magento::MagentoError;
         let message = error.to_string();
-        if matches!(
-            error,
-            MagentoError::Unauthorized { .. } | MagentoError::Transport { .. }
-        ) {
+        // Only the 401: a transport error the client did not retry is one request's (a cut
+        // reply), and an unreachable Magento comes back as GaveUp, like a record's own 5xx.
+        if matches!(error, MagentoError::Unauthorized { .. }) {
             let mut halt = self.halt.lock().expect("halt lock poisoned");
             halt.get_or_insert_with(|| message.clone());
         }
         message
     }
 
-    /// Why the run halted, once Magento failed as a whole; flows then send nothing more.
+    /// Why the run halted, once Magento refused the credentials; flows then send nothing more.
     pub fn halted(&self) -> Option<String> {
         self.halt.lock().expect("halt lock poisoned").clone()
     }
@@ -364,7 +363,7 @@ async fn sync_entity(
                 }
             }
             Outcome::Failed(_) if halted.is_some() => {
-                // Magento failed as a whole: the record stays due, no attempt is charged.
+                // Magento refused the credentials: the record stays due, no attempt is charged.
             }
             Outcome::Failed(error) => {
                 if ctx.dry_run {

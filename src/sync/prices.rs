@@ -82,7 +82,7 @@ pub async fn deliver(
                 Ok(reply) => reply,
                 Err(e) => {
                     let message = ctx.magento_error(e);
-                    // Magento failed as a whole: not this batch's fault, so no split.
+                    // Magento refused the credentials: not this batch's fault, so no split.
                     if ctx.halted().is_some() {
                         return Ok(vec![Err(message); chunk.len()]);
                     }
