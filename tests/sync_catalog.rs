@@ -792,3 +792,28 @@ fn refused_credentials_halt_the_run_with_exit_1_and_charge_no_attempt() {
     assert_magento_equals_acumatica(&env);
     assert_within_limits(&env);
 }
+
+#[test]
+fn item_statuses_enable_what_acumatica_sells_and_disable_the_rest() {
+    let env = started(4, &[]);
+    sync(&env, &[], 0);
+    edit_item(&env, "SB00001", json!({"status": "Inactive"}));
+    edit_item(&env, "SB00002", json!({"status": "No Request"}));
+    edit_item(&env, "SB00003", json!({"status": "No Sales"}));
+    edit_item(&env, "SB00004", json!({"status": "No Purchases"}));
+    let report = sync(&env, &["--entity", "items"], 0);
+    // Only the two that leave sale change the product; the sellable ones stay unchanged.
+    assert_eq!(counts(&report, "items")["delivered"], 2, "{report}");
+    assert_eq!(counts(&report, "items")["skipped"], 2, "{report}");
+    let status = |sku| product(&env, sku)["status"].as_u64();
+    assert_eq!(
+        [
+            status("SB00001"),
+            status("SB00002"),
+            status("SB00003"),
+            status("SB00004")
+        ],
+        [Some(2), Some(1), Some(2), Some(1)]
+    );
+    assert_within_limits(&env);
+}

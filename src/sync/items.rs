@@ -30,10 +30,13 @@ pub async fn deliver(
         .await
 }
 
-/// Magento's product status: 1 enabled, 2 disabled.
+/// Magento's product status: 1 enabled, 2 disabled. Enabled: the statuses Acumatica still
+/// sells — Active, No Purchases, and No Request (only replenishment requests are blocked; it
+/// was disabled here before, taking sellable products off the store). Disabled: Inactive, No
+/// Sales, Marked for Deletion, and anything unknown.
 fn status_of(item_status: &str) -> u8 {
     match item_status.trim() {
-        "AC" | "Active" | "NP" | "No Purchases" => 1,
+        "AC" | "Active" | "NP" | "No Purchases" | "NR" | "No Request" => 1,
         _ => 2,
     }
 }
@@ -258,6 +261,9 @@ mod tests {
     fn active_statuses_enable_and_the_rest_disable() {
         assert_eq!(status_of("AC"), 1);
         assert_eq!(status_of("Active"), 1);
+        assert_eq!(status_of("NR"), 1);
+        assert_eq!(status_of("No Request"), 1);
+        assert_eq!(status_of("NS"), 2);
         assert_eq!(status_of("IN"), 2);
         assert_eq!(status_of("DE"), 2);
     }
