@@ -216,6 +216,12 @@ fn the_batch_path_delivers_changes_and_unchanged_items_cost_no_magento_call() {
         }
     }
     assert_eq!(counts(&first, "items")["delivered"], 30);
+    // New products: one search for the 30 SKUs (not a GET each), then one save each.
+    assert_eq!(
+        magento_calls(&env, Some("GET /magento/rest/{store}/V1/products/{sku}")),
+        0
+    );
+    assert_eq!(magento_calls(&env, Some(PRODUCT_PUT)), 30);
     // Batches of 10: 30 prices and 30 quantities in 3 calls each.
     assert_eq!(magento_calls(&env, Some(PRICES)), 3);
     assert_eq!(magento_calls(&env, Some(SOURCE_ITEMS)), 3);

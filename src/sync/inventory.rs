@@ -242,7 +242,10 @@ fn finish(
 
 /// Which of `skus` exist in Magento: known from the items flow's mappings, the rest looked up
 /// in batches of 100 with one search each.
-async fn existing_skus(ctx: &Context<'_>, skus: &[String]) -> Result<Vec<String>, String> {
+pub(super) async fn existing_skus(
+    ctx: &Context<'_>,
+    skus: &[String],
+) -> Result<Vec<String>, String> {
     let mut found = Vec::new();
     let mut unknown = Vec::new();
     for sku in skus {
