@@ -434,6 +434,19 @@ fn pause_holds_everything_and_activate_releases_it() {
         before,
         "paused: nothing written: {report}"
     );
+    // The batch path's rows are kept as well, and the pushed messages stay held.
+    assert!(
+        counts(&report, "prices")["held"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let statuses: Vec<String> = store(&env)
+        .messages_for("prices", "SB00001")
+        .unwrap()
+        .into_iter()
+        .skip(1) // the first run's
+        .map(|(_, _, s)| s)
+        .collect();
+    assert!(statuses.iter().all(|s| s == "held"), "{statuses:?}");
     env.connector(&["activate", "--yes"]).expect_exit(0);
     sync(&env, &[], 0);
     let p = product(&env, "SB00001");
