@@ -836,3 +836,40 @@ fn item_statuses_enable_what_acumatica_sells_and_disable_the_rest() {
     );
     assert_within_limits(&env);
 }
+
+#[test]
+fn a_run_killed_between_odata_pages_loses_no_row() {
+    // 600 items: the items inquiry comes in two pages of 500 and 100. Without overlap, a
+    // watermark stored with the first page would hide the second page's rows for good.
+    let env = started(600, &[("overlap_seconds = 300", "overlap_seconds = 0")]);
+    const ODATA: &str = "GET /acumatica/t/{tenant}/api/odata/gi/{gi}";
+    let odata = || {
+        env.acumatica_state()["requests"]["by_route"][ODATA]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // The first page's newest row is over a second newer than the rest (the watermark filter
+    // has whole seconds), as when an item is edited while the catalogue is read.
+    std::thread::sleep(Duration::from_millis(1100));
+    edit_item(&env, "SB00001", json!({"weight": 1.0}));
+    let before = odata();
+    env.acumatica_control("faults", json!({"latency_ms": 300}));
+    let mut child = env.connector(&["sync", "--entity", "items"]).cmd;
+    let mut child = child
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The second page is asked for: the first is queued.
+    while odata() < before + 2 {
+        assert!(Instant::now() < deadline, "the second page was never read");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    env.acumatica_control("faults", json!({}));
+    sync(&env, &[], 0);
+    assert_magento_equals_acumatica(&env);
+    assert_no_limit_violation(&env);
+}
