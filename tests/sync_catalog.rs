@@ -544,6 +544,13 @@ fn with_a_20_percent_error_rate_a_few_runs_converge() {
 #[test]
 fn dry_run_sends_nothing_and_changes_no_state() {
     let env = started(3, &[]);
+    // Before the first run: everything would be sent, nothing fails, nothing is written.
+    let report = sync(&env, &["--dry-run"], 0);
+    assert_eq!(report["run_id"], Value::Null);
+    assert_eq!(counts(&report, "items")["would_send"], 3, "{report}");
+    assert_eq!(counts(&report, "prices")["would_send"], 3, "{report}");
+    assert_eq!(counts(&report, "inventory")["would_send"], 6, "{report}");
+    assert!(product(&env, "SB00001").is_null());
     sync(&env, &[], 0);
     edit_item(&env, "SB00001", json!({"price": 55.0, "weight": 5.5}));
     let cursors = || {

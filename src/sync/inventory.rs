@@ -142,6 +142,11 @@ pub async fn deliver(
     for (sku, payload, hash) in pending {
         if payload.is_null() {
             results.insert(sku, Err(format!("skip:{hash}")));
+        } else if ctx.dry_run {
+            // A real run's items flow creates the missing products before this flow runs; a
+            // dry run creates none, so not finding them here is expected. Counting them as
+            // failed made `--dry-run` before a first run exit 3 with every quantity "failed".
+            results.insert(sku, Ok(hash));
         } else if !existing.contains(&sku) {
             results.insert(
                 sku,
@@ -150,8 +155,6 @@ pub async fn deliver(
                         .into(),
                 ),
             );
-        } else if ctx.dry_run {
-            results.insert(sku, Ok(hash));
         } else {
             to_send.push((sku, payload, hash));
         }
