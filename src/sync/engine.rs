@@ -114,9 +114,37 @@ pub struct Context<'a> {
     pub acumatica: &'a AcumaticaClient,
     pub store: &'a Mutex<Store>,
     pub dry_run: bool,
+    /// Set when Magento refused the credentials (401): see
+    /// [`Context::magento_error`].
+    pub halt: Mutex<Option<String>>,
+    /// The largest batch Magento's web API input limit lets through, once a flow of this run
+    /// met it (shared, so the next flow does not have its first batch refused too).
+    pub batch_cap: std::sync::atomic::AtomicUsize,
 }
 
 impl Context<'_> {
+    /// A Magento error as a record's failure text. A 401 (token revoked or an ACL resource
+    /// missing) is not the record's fault: it halts the run. Before,
+    /// each record failed with it, was charged an attempt (a few hours of a revoked token made
+    /// the whole catalogue dead), the batch flows split every batch down to single items
+    /// resending each to the same 401, and the run exited 3 instead of 1 with one clear error.
+    pub fn magento_error(&self, error: crate::magento::MagentoError) -> String {
+        use crate::magento::MagentoError;
+        let message = error.to_string();
+        // Only the 401: a transport error the client did not retry is one request's (a cut
+        // reply), and an unreachable Magento comes back as GaveUp, like a record's own 5xx.
+        if matches!(error, MagentoError::Unauthorized { .. }) {
+            let mut halt = self.halt.lock().expect("halt lock poisoned");
+            halt.get_or_insert_with(|| message.clone());
+        }
+        message
+    }
+
+    /// Why the run halted, once Magento refused the credentials; flows then send nothing more.
+    pub fn halted(&self) -> Option<String> {
+        self.halt.lock().expect("halt lock poisoned").clone()
+    }
+
     /// Runs `f` on the store (a short synchronous call).
     pub fn store<T>(&self, f: impl FnOnce(&mut Store) -> rusqlite::Result<T>) -> anyhow::Result<T> {
         let mut store = self.store.lock().expect("store lock poisoned");
@@ -191,6 +219,8 @@ pub async fn run(
         acumatica: &acumatica,
         store: &store,
         dry_run: options.dry_run,
+        halt: Mutex::new(None),
+        batch_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
     };
     let work = async {
         for entity in entities_to_run(config, options) {
@@ -228,13 +258,14 @@ async fn sync_entity(
     progress: &dyn Progress,
 ) -> anyhow::Result<EntityCounts> {
     let mut counts = EntityCounts::default();
+    let mut dry_run_rows = Vec::new();
     if entity.direction() == Direction::ToMagento {
-        let (collected, status) =
-            super::collect::collect_from_acumatica(ctx, entity, options).await?;
-        counts.collected = collected;
-        if status == "held" {
-            counts.held = collected;
+        let collected = super::collect::collect_from_acumatica(ctx, entity, options).await?;
+        counts.collected = collected.count;
+        if collected.status == "held" {
+            counts.held = collected.count;
         }
+        dry_run_rows = collected.dry_run_messages;
         if state == LifecycleState::Paused {
             // Pause Sync to Magento: collect and hold, write nothing to Magento.
             return Ok(counts);
@@ -242,8 +273,23 @@ async fn sync_entity(
     }
 
     let limit = options.limit.unwrap_or(usize::MAX);
-    let due =
+    let mut due =
         ctx.store(|s| s.due_messages(entity.name(), limit.saturating_mul(4).min(1_000_000)))?;
+    // --dry-run queues nothing, so what the batch path read is not in the queue: without
+    // these rows a dry run showed nothing of the changes only the batch path had found (a
+    // first run, a lost push). Negative ids: never written, every store write is skipped in a
+    // dry run.
+    for (i, m) in dry_run_rows.into_iter().enumerate() {
+        due.push(crate::store::QueuedMessage {
+            id: -1 - i as i64,
+            entity: m.entity.to_string(),
+            natural_key: m.natural_key,
+            version: m.version,
+            operation: m.operation.to_string(),
+            payload: Some(m.payload),
+            attempts: 0,
+        });
+    }
     let groups = coalesce(due);
     let mut records = Vec::new();
     let mut stale = Vec::new();
@@ -291,6 +337,7 @@ async fn sync_entity(
 
     progress.start(entity, records.len() as u64);
     let outcomes = super::flows::deliver(ctx, entity, records, progress).await;
+    let halted = ctx.halted();
     for (record, outcome) in outcomes {
         match outcome {
             Outcome::Delivered {
@@ -322,6 +369,9 @@ async fn sync_entity(
                     ctx.store(|s| s.mark_skipped(&record.message_ids, &reason))?;
                 }
             }
+            Outcome::Failed(_) if halted.is_some() => {
+                // Magento refused the credentials: the record stays due, no attempt is charged.
+            }
             Outcome::Failed(error) => {
                 if ctx.dry_run {
                     counts.failed += 1;
@@ -340,6 +390,9 @@ async fn sync_entity(
         }
     }
     progress.finish(entity);
+    if let Some(why) = halted {
+        anyhow::bail!("{why}");
+    }
     Ok(counts)
 }
 

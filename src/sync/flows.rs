@@ -1,6 +1,7 @@
 //! Which flow delivers which entity, and the batching every batch endpoint shares.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::engine::{Context, Outcome, Progress, Record};
 use super::{inventory, items, prices};
@@ -42,6 +43,15 @@ pub fn is_input_limit_error(message: &str) -> bool {
     (m.contains("maximum") && m.contains("items")) || m.contains("input limit")
 }
 
+/// The limit an input-limit error states (`Maximum items of type "…" is 10`): a store can set
+/// its own (Stores > Configuration > Services > Web API Input Limits), so 20 is only the default.
+fn stated_input_limit(message: &str) -> Option<usize> {
+    let lower = message.to_ascii_lowercase();
+    let after = &message[lower.rfind(" is ")? + 4..];
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 /// A batch's fate: every item's outcome, in order.
 pub type BatchResult = Vec<Result<(), String>>;
 
@@ -55,7 +65,24 @@ where
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = Result<BatchResult, String>>,
 {
-    let mut size = size.max(1);
+    send_in_batches_capped(items, size, &AtomicUsize::new(usize::MAX), send).await
+}
+
+/// [`send_in_batches`] with the batch cap shared by the flows of one run (`Context::batch_cap`):
+/// once prices met the store's input limit, inventory starts at it instead of having its first
+/// batch refused too. The cap is the limit the error states (a store may set less than 20).
+pub async fn send_in_batches_capped<T, F, Fut>(
+    items: Vec<T>,
+    size: usize,
+    cap: &AtomicUsize,
+    send: F,
+) -> BatchResult
+where
+    T: Clone,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<BatchResult, String>>,
+{
+    let mut size = size.max(1).min(cap.load(Ordering::Relaxed));
     let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
     // Work list of (start, end) ranges still to send.
     let mut ranges: Vec<(usize, usize)> = (0..items.len())
@@ -73,8 +100,12 @@ where
                     }
                 }
             }
-            Err(e) if is_input_limit_error(&e) && end - start > INPUT_LIMIT => {
-                size = size.min(INPUT_LIMIT);
+            Err(e)
+                if is_input_limit_error(&e)
+                    && end - start > stated_input_limit(&e).unwrap_or(INPUT_LIMIT) =>
+            {
+                size = size.min(stated_input_limit(&e).unwrap_or(INPUT_LIMIT));
+                cap.fetch_min(size, Ordering::Relaxed);
                 tracing::info!(
                     "Magento's input limit refused a batch of {}; sending {size} at a time",
                     end - start
@@ -143,5 +174,28 @@ mod tests {
         .await;
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(sizes.into_inner().unwrap(), vec![100, 20, 20, 20, 20, 20]);
+    }
+
+    #[tokio::test]
+    async fn a_store_limit_below_twenty_is_read_from_the_error_and_kept_for_the_run() {
+        let cap = AtomicUsize::new(usize::MAX);
+        let sizes = Mutex::new(Vec::new());
+        let send = |chunk: Vec<u32>| {
+            sizes.lock().unwrap().push(chunk.len());
+            async move {
+                if chunk.len() > 8 {
+                    Err("Maximum items of type \"\\Magento\\X\" is 8".to_string())
+                } else {
+                    Ok(chunk.iter().map(|_| Ok(())).collect())
+                }
+            }
+        };
+        let results = send_in_batches_capped((0..20).collect(), 100, &cap, send).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(*sizes.lock().unwrap(), vec![20, 4, 8, 8]);
+        // A later flow of the same run starts at the cap: no refused batch.
+        sizes.lock().unwrap().clear();
+        send_in_batches_capped((0..10).collect(), 100, &cap, send).await;
+        assert_eq!(*sizes.lock().unwrap(), vec![8, 2]);
     }
 }

@@ -6,6 +6,8 @@
 //! belongs to the `prices` flow alone. A product that already exists in Magento is linked by
 //! SKU on the first run, not duplicated.
 
+use std::collections::HashSet;
+
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
@@ -19,9 +21,31 @@ pub async fn deliver(
     progress: &dyn Progress,
 ) -> Vec<(Record, Outcome)> {
     let concurrency = ctx.config.magento.max_concurrent_requests.max(1) as usize;
+    // Which unmapped SKUs Magento already has, found with one search per 100 instead of one
+    // GET per product: a first run (or a catch-up of new items) cost two calls per item. A
+    // SKU with a comma cannot go into the `in` filter and keeps its own GET; so does every
+    // SKU when the search fails (the GET then reports the error per record).
+    let searchable: Vec<String> = records
+        .iter()
+        .filter(|r| r.mapping.is_none() && r.operation != "delete" && !r.key.contains(','))
+        .map(|r| r.key.clone())
+        .collect();
+    let searched: HashSet<String> = searchable.iter().cloned().collect();
+    let found: Option<HashSet<String>> = if ctx.dry_run || searchable.is_empty() {
+        None
+    } else {
+        super::inventory::existing_skus(ctx, &searchable)
+            .await
+            .ok()
+            .map(|skus| skus.into_iter().collect())
+    };
+    let lookup = found.as_ref().map(|found| Lookup {
+        searched: &searched,
+        found,
+    });
     futures_util::stream::iter(records)
         .map(|record| async move {
-            let outcome = deliver_one(ctx, &record).await;
+            let outcome = deliver_one(ctx, &record, lookup).await;
             progress.advance(Entity::Items, 1);
             (record, outcome)
         })
@@ -30,10 +54,13 @@ pub async fn deliver(
         .await
 }
 
-/// Magento's product status: 1 enabled, 2 disabled.
+/// Magento's product status: 1 enabled, 2 disabled. Enabled: the statuses Acumatica still
+/// sells — Active, No Purchases, and No Request (only replenishment requests are blocked; it
+/// was disabled here before, taking sellable products off the store). Disabled: Inactive, No
+/// Sales, Marked for Deletion, and anything unknown.
 fn status_of(item_status: &str) -> u8 {
     match item_status.trim() {
-        "AC" | "Active" | "NP" | "No Purchases" => 1,
+        "AC" | "Active" | "NP" | "No Purchases" | "NR" | "No Request" => 1,
         _ => 2,
     }
 }
@@ -112,10 +139,20 @@ fn create_payload(ctx: &Context<'_>, sku: &str, row: &Value, update: &Map<String
     json!({ "product": product })
 }
 
-async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
+/// The result of the batched search for unmapped SKUs.
+#[derive(Clone, Copy)]
+struct Lookup<'a> {
+    searched: &'a HashSet<String>,
+    found: &'a HashSet<String>,
+}
+
+async fn deliver_one(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'_>>) -> Outcome {
     let sku = record.key.as_str();
+    if let Some(why) = ctx.halted() {
+        return Outcome::Failed(why);
+    }
     if record.operation == "delete" {
-        return delete_candidate(ctx, sku).await;
+        return delete_candidate(ctx, sku, record.mapping.is_some()).await;
     }
     let update = update_fields(ctx, &record.row);
     let hash = payload_hash(&Value::Object(update.clone()));
@@ -137,12 +174,13 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
     }
     let path = format!("/V1/products/{}", segment(sku));
     // Known from an earlier delivery, or found by SKU (linked, not duplicated).
-    let exists = match &record.mapping {
-        Some(_) => true,
-        None => match ctx.magento.get(Scope::All, &path, &[]).await {
+    let exists = match (&record.mapping, lookup) {
+        (Some(_), _) => true,
+        (None, Some(l)) if l.searched.contains(sku) => l.found.contains(sku),
+        (None, _) => match ctx.magento.get(Scope::All, &path, &[]).await {
             Ok(_) => true,
             Err(e) if e.is_not_found() => false,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(ctx.magento_error(e)),
         },
     };
     let result = if exists {
@@ -152,55 +190,89 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record) -> Outcome {
             .put(Scope::All, &path, &json!({ "product": product }))
             .await
     } else {
-        let body = create_payload(ctx, sku, &record.row, &update);
+        let mut body = create_payload(ctx, sku, &record.row, &update);
         // PUT creates a missing SKU too and, unlike POST, is safe to repeat after a cut reply.
-        ctx.magento.put(Scope::All, &path, &body).await
+        match ctx.magento.put(Scope::All, &path, &body).await {
+            // The name-and-SKU slug is not always unique: another product (a merchandiser's,
+            // or a SKU that differs only in punctuation, `MUG 1` / `MUG-1`) may hold it, and
+            // the create then failed on every run until the record was dead. Magento refused
+            // the whole save, so trying once more with a suffix made from the exact SKU is safe.
+            Err(e)
+                if e.to_string()
+                    .contains("URL key for specified store already exists") =>
+            {
+                if let Some(attrs) = body["product"]["custom_attributes"].as_array_mut() {
+                    for attr in attrs {
+                        if attr["attribute_code"] == "url_key" {
+                            let base = attr["value"].as_str().unwrap_or_default().to_string();
+                            attr["value"] =
+                                json!(format!("{base}-{}", &payload_hash(&json!(sku))[..8]));
+                        }
+                    }
+                }
+                ctx.magento.put(Scope::All, &path, &body).await
+            }
+            other => other,
+        }
     };
     match result {
         Ok(_) => delivered,
-        Err(e) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Failed(ctx.magento_error(e)),
     }
 }
 
 /// A row only in `Deleted`: disable the product only if Acumatica confirms the item is gone.
-async fn delete_candidate(ctx: &Context<'_>, sku: &str) -> Outcome {
-    match ctx
+///
+/// The read is a `$filter` on the key, not `GET /StockItem/{id}`: Acumatica answers a missing
+/// record by key with 500 `NoEntitySatisfiesTheConditionException`, not 404, so the read by
+/// key was retried as a server error and the delete then failed on every run — a deleted
+/// item's product was never disabled. An empty list is an unambiguous "gone".
+///
+/// A product the connector never delivered (`mapped` false) is looked up first: a `PUT` of a
+/// missing SKU would try to create it (and fail on the missing create fields).
+async fn delete_candidate(ctx: &Context<'_>, sku: &str, mapped: bool) -> Outcome {
+    let filter = format!("InventoryID eq '{}'", sku.replace('\'', "''"));
+    let found = match ctx
         .acumatica
-        .get(&format!("/StockItem/{}?$select=InventoryID", segment(sku)))
+        .get(&format!(
+            "/StockItem?$filter={}&$select=InventoryID",
+            segment(&filter)
+        ))
         .await
     {
-        Ok(_) => Outcome::Skipped("still in Acumatica (the first half of an update)".into()),
-        Err(e) if e.is_not_found() => {
-            let disabled = json!({ "status": 2 });
-            let hash = payload_hash(&json!({ "deleted": true }));
-            if ctx.dry_run {
-                return Outcome::Delivered {
-                    target_key: sku.into(),
-                    source_key: None,
-                    hash,
-                };
+        Ok(reply) => reply.as_array().is_some_and(|rows| !rows.is_empty()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    if found {
+        return Outcome::Skipped("still in Acumatica (the first half of an update)".into());
+    }
+    let hash = payload_hash(&json!({ "deleted": true }));
+    let path = format!("/V1/products/{}", segment(sku));
+    if !mapped {
+        match ctx.magento.get(Scope::All, &path, &[]).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                return Outcome::Skipped("not in Magento either".into());
             }
-            let mut product = disabled.as_object().cloned().unwrap_or_default();
-            product.insert("sku".into(), json!(sku));
-            match ctx
-                .magento
-                .put(
-                    Scope::All,
-                    &format!("/V1/products/{}", segment(sku)),
-                    &json!({ "product": product }),
-                )
-                .await
-            {
-                Ok(_) => Outcome::Delivered {
-                    target_key: sku.into(),
-                    source_key: None,
-                    hash,
-                },
-                Err(e) if e.is_not_found() => Outcome::Skipped("not in Magento either".into()),
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
+            Err(e) => return Outcome::Failed(ctx.magento_error(e)),
         }
-        Err(e) => Outcome::Failed(e.to_string()),
+    }
+    if ctx.dry_run {
+        return Outcome::Delivered {
+            target_key: sku.into(),
+            source_key: None,
+            hash,
+        };
+    }
+    let product = json!({ "product": { "sku": sku, "status": 2 } });
+    match ctx.magento.put(Scope::All, &path, &product).await {
+        Ok(_) => Outcome::Delivered {
+            target_key: sku.into(),
+            source_key: None,
+            hash,
+        },
+        Err(e) if e.is_not_found() => Outcome::Skipped("not in Magento either".into()),
+        Err(e) => Outcome::Failed(ctx.magento_error(e)),
     }
 }
 
@@ -221,6 +293,9 @@ mod tests {
     fn active_statuses_enable_and_the_rest_disable() {
         assert_eq!(status_of("AC"), 1);
         assert_eq!(status_of("Active"), 1);
+        assert_eq!(status_of("NR"), 1);
+        assert_eq!(status_of("No Request"), 1);
+        assert_eq!(status_of("NS"), 2);
         assert_eq!(status_of("IN"), 2);
         assert_eq!(status_of("DE"), 2);
     }

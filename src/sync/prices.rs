@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::engine::{Context, Outcome, Progress, Record, payload_hash};
-use super::flows::{BatchResult, send_in_batches};
+use super::flows::{BatchResult, send_in_batches_capped};
 use crate::entities::Entity;
 use crate::magento::Scope;
 
@@ -61,11 +61,15 @@ pub async fn deliver(
     }
 
     let items: Vec<Value> = to_send.iter().map(|(_, item, _)| item.clone()).collect();
-    let results = send_in_batches(
+    let results = send_in_batches_capped(
         items,
         ctx.config.sync.batch_size as usize,
+        &ctx.batch_cap,
         |chunk| async move {
-            let reply = ctx
+            if let Some(why) = ctx.halted() {
+                return Ok(vec![Err(why); chunk.len()]);
+            }
+            let reply = match ctx
                 .magento
                 .post(
                     Scope::All,
@@ -74,9 +78,20 @@ pub async fn deliver(
                     true,
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+            {
+                Ok(reply) => reply,
+                Err(e) => {
+                    let message = ctx.magento_error(e);
+                    // Magento refused the credentials: not this batch's fault, so no split.
+                    if ctx.halted().is_some() {
+                        return Ok(vec![Err(message); chunk.len()]);
+                    }
+                    return Err(message);
+                }
+            };
+            let results = failed_items(&chunk, &reply)?;
             progress.advance(Entity::Prices, chunk.len() as u64);
-            Ok(failed_items(&chunk, &reply))
+            Ok(results)
         },
     )
     .await;
@@ -94,67 +109,58 @@ pub async fn deliver(
     done
 }
 
-/// Maps the reply's failed items back to the batch. Magento names the SKU in a failure's
-/// parameters for an unknown product, but only the field and value for a bad price; a failure
-/// that names no SKU is matched by its value, and one that matches nothing fails the whole
-/// batch (a resend is harmless: prices are absolute).
-fn failed_items(chunk: &[Value], reply: &Value) -> BatchResult {
+/// Maps the reply's failed items back to the batch: an item failed when its SKU is among a
+/// failure's parameters (Magento names the SKU there for an unknown SKU or store).
+///
+/// Magento does not name the SKU of every failure: an invalid price is reported as
+/// `Invalid attribute %fieldName = %fieldValue.` with `["Price", "-5"]` only
+/// (`BasePriceStorage::retrieveValidPrices`). Such a failure cannot be pinned on an item of a
+/// larger batch, so the batch is refused as a whole (`Err`) and `send_in_batches` splits it
+/// until the failure is alone: in a batch of one, every failure is that item's. Resending the
+/// good prices of a split batch is harmless (a base price write is idempotent). Before this,
+/// an unnamed failure was dropped and the bad price counted as delivered.
+fn failed_items(chunk: &[Value], reply: &Value) -> Result<BatchResult, String> {
     let failures = reply.as_array().cloned().unwrap_or_default();
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let params_of = |f: &Value| -> Vec<String> {
-        match f.get("parameters") {
-            Some(Value::Array(ps)) => ps.iter().map(text).collect(),
-            Some(Value::Object(map)) => map.values().map(text).collect(),
-            _ => Vec::new(),
-        }
+    let names = |f: &Value, sku: &str| match f.get("parameters") {
+        Some(Value::Array(ps)) => ps.iter().any(|p| p.as_str() == Some(sku)),
+        Some(Value::Object(ps)) => ps.values().any(|p| p.as_str() == Some(sku)),
+        _ => false,
     };
     let describe = |f: &Value| crate::magento::error_message(&f.to_string());
-    let mut results: BatchResult = vec![Ok(()); chunk.len()];
-    for failure in &failures {
-        let params = params_of(failure);
-        let by_sku: Vec<usize> = chunk
-            .iter()
-            .enumerate()
-            .filter(|(_, item)| {
-                item["sku"]
-                    .as_str()
-                    .is_some_and(|sku| params.iter().any(|p| p == sku))
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let matched = if !by_sku.is_empty() {
-            by_sku
-        } else {
-            let by_value: Vec<usize> = chunk
-                .iter()
-                .enumerate()
-                .filter(|(_, item)| {
-                    item["price"].as_f64().is_some_and(|price| {
-                        params
-                            .iter()
-                            .any(|p| p.parse::<f64>().is_ok_and(|v| (v - price).abs() < 1e-9))
-                    })
-                })
-                .map(|(i, _)| i)
-                .collect();
-            if by_value.is_empty() {
-                (0..chunk.len()).collect()
-            } else {
-                by_value
-            }
-        };
-        for i in matched {
-            let sku = chunk[i]["sku"].as_str().unwrap_or_default();
-            results[i] = Err(format!(
+    if chunk.len() == 1 {
+        let sku = chunk[0]["sku"].as_str().unwrap_or_default();
+        return Ok(vec![match failures.first() {
+            None => Ok(()),
+            Some(f) => Err(format!(
                 "Magento refused the price of {sku}: {}",
-                describe(failure)
-            ));
-        }
+                describe(f)
+            )),
+        }]);
     }
-    results
+    let named = |f: &Value| {
+        chunk
+            .iter()
+            .any(|item| names(f, item["sku"].as_str().unwrap_or_default()))
+    };
+    if let Some(unnamed) = failures.iter().find(|f| !named(f)) {
+        return Err(format!(
+            "Magento refused a price without naming its SKU ({}); splitting the batch",
+            describe(unnamed)
+        ));
+    }
+    Ok(chunk
+        .iter()
+        .map(|item| {
+            let sku = item["sku"].as_str().unwrap_or_default();
+            match failures.iter().find(|f| names(f, sku)) {
+                None => Ok(()),
+                Some(f) => Err(format!(
+                    "Magento refused the price of {sku}: {}",
+                    describe(f)
+                )),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -162,38 +168,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failure_without_a_sku_is_matched_by_its_value_or_fails_the_batch() {
-        let chunk = vec![
-            json!({"sku": "A", "price": 1.0}),
-            json!({"sku": "B", "price": 7.5}),
-        ];
-        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["Price", "7.5"]}]);
-        let results = failed_items(&chunk, &reply);
-        assert!(results[0].is_ok());
-        assert!(
-            results[1]
-                .as_ref()
-                .unwrap_err()
-                .contains("Invalid attribute Price = 7.5.")
-        );
-        let unknown = json!([{"message": "Something went wrong.", "parameters": []}]);
-        assert!(failed_items(&chunk, &unknown).iter().all(Result::is_err));
-    }
-
-    #[test]
     fn failures_are_matched_to_their_sku() {
         let chunk = vec![
             json!({"sku": "A", "price": 1.0}),
             json!({"sku": "B", "price": -1.0}),
         ];
-        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["price", "-1", "B"]}]);
-        let results = failed_items(&chunk, &reply);
+        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["SKU", "B"]}]);
+        let results = failed_items(&chunk, &reply).unwrap();
         assert!(results[0].is_ok());
         assert!(
             results[1]
                 .as_ref()
                 .unwrap_err()
-                .contains("Invalid attribute price = -1.")
+                .contains("Invalid attribute SKU = B.")
         );
+    }
+
+    #[test]
+    fn a_failure_that_names_no_sku_refuses_the_batch_so_it_is_split() {
+        let chunk = vec![
+            json!({"sku": "A", "price": 1.0}),
+            json!({"sku": "B", "price": -1.0}),
+        ];
+        // Magento's reply to a negative price: the field and value, no SKU.
+        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["Price", "-1"]}]);
+        assert!(failed_items(&chunk, &reply).is_err());
+        let one = failed_items(&chunk[1..], &reply).unwrap();
+        assert!(
+            one[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("Invalid attribute Price = -1.")
+        );
+        assert!(failed_items(&chunk[..1], &json!([])).unwrap()[0].is_ok());
     }
 }
