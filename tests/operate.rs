@@ -213,3 +213,22 @@ fn the_store_stays_small_over_many_runs() {
         "the store grew: {sizes:?}"
     );
 }
+
+#[test]
+fn a_queue_larger_than_one_read_chunk_is_delivered_whole() {
+    let env = SandboxEnv::with(connector::sandbox::SandboxOptions {
+        items: 1500,
+        ..Default::default()
+    });
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    // Items first: a price needs its product.
+    let report = json_of(
+        &env.connector(&["sync", "--entity", "items", "--entity", "prices", "--json"])
+            .expect_exit(0),
+    );
+    assert_eq!(report["entities"]["items"]["delivered"], 1500, "{report}");
+    assert_eq!(report["entities"]["prices"]["collected"], 1500, "{report}");
+    assert_eq!(report["entities"]["prices"]["delivered"], 1500, "{report}");
+    let status = json_of(&env.connector(&["status", "--json"]).expect_exit(0));
+    assert_eq!(status["queue"]["pending"], 0);
+}

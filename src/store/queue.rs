@@ -44,12 +44,35 @@ impl Store {
     /// Messages of `entity` that are due: pending, or failed with their next attempt due;
     /// oldest first, at most `limit`.
     pub fn due_messages(&self, entity: &str, limit: usize) -> rusqlite::Result<Vec<QueuedMessage>> {
+        self.due_messages_after(entity, 0, limit)
+    }
+
+    /// How many messages of `entity` are due now.
+    pub fn count_due(&self, entity: &str) -> rusqlite::Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM messages
+             WHERE entity = ?1 AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))",
+            params![entity, now()],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Like [`Store::due_messages`], from the message after `after_id`: the engine reads the
+    /// queue in chunks.
+    pub fn due_messages_after(
+        &self,
+        entity: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<QueuedMessage>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, entity, natural_key, version, operation, payload, attempts FROM messages
-             WHERE entity = ?1 AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))
+             WHERE entity = ?1 AND id > ?4
+               AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))
              ORDER BY id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![entity, now(), limit as i64], |r| {
+        let rows = stmt.query_map(params![entity, now(), limit as i64, after_id], |r| {
             Ok(QueuedMessage {
                 id: r.get(0)?,
                 entity: r.get(1)?,

@@ -272,24 +272,67 @@ async fn sync_entity(
         }
     }
 
-    let limit = options.limit.unwrap_or(usize::MAX);
-    let mut due =
-        ctx.store(|s| s.due_messages(entity.name(), limit.saturating_mul(4).min(1_000_000)))?;
-    // --dry-run queues nothing, so what the batch path read is not in the queue: without
-    // these rows a dry run showed nothing of the changes only the batch path had found (a
-    // first run, a lost push). Negative ids: never written, every store write is skipped in a
-    // dry run.
-    for (i, m) in dry_run_rows.into_iter().enumerate() {
-        due.push(crate::store::QueuedMessage {
-            id: -1 - i as i64,
-            entity: m.entity.to_string(),
-            natural_key: m.natural_key,
-            version: m.version,
-            operation: m.operation.to_string(),
-            payload: Some(m.payload),
-            attempts: 0,
-        });
+    // The queue is read in chunks by id, so a first run over a large catalogue never holds
+    // it all in memory. Coalescing works within a chunk; a record whose versions straddle two
+    // chunks costs a second call at worst, and the stale check keeps the newest.
+    let mut remaining = options.limit.unwrap_or(usize::MAX);
+    let mut after = 0i64;
+    let mut extra = dry_run_rows;
+    let total = ctx.store(|s| s.count_due(entity.name()))? + extra.len() as u64;
+    progress.start(entity, total.min(remaining as u64));
+    let mut halted = None;
+    loop {
+        let fetched = ctx.store(|s| s.due_messages_after(entity.name(), after, DELIVERY_CHUNK))?;
+        let more = fetched.len() == DELIVERY_CHUNK;
+        if let Some(last) = fetched.last() {
+            after = last.id;
+        }
+        let mut due = fetched;
+        // --dry-run queues nothing, so what the batch path read is not in the queue: without
+        // these rows a dry run showed nothing of the changes only the batch path had found (a
+        // first run, a lost push). Negative ids: never written, every store write is skipped
+        // in a dry run.
+        for (i, m) in std::mem::take(&mut extra).into_iter().enumerate() {
+            due.push(crate::store::QueuedMessage {
+                id: -1 - i as i64,
+                entity: m.entity.to_string(),
+                natural_key: m.natural_key,
+                version: m.version,
+                operation: m.operation.to_string(),
+                payload: Some(m.payload),
+                attempts: 0,
+            });
+        }
+        if due.is_empty() {
+            break;
+        }
+        let sent = deliver_chunk(ctx, entity, due, remaining, &mut counts, progress).await?;
+        remaining = remaining.saturating_sub(sent);
+        halted = ctx.halted();
+        if halted.is_some() || !more || remaining == 0 {
+            break;
+        }
     }
+    progress.finish(entity);
+    if let Some(why) = halted {
+        anyhow::bail!("{why}");
+    }
+    Ok(counts)
+}
+
+/// Messages read from the queue at a time.
+const DELIVERY_CHUNK: usize = 1000;
+
+/// Coalesces, filters and delivers one chunk of due messages, recording every outcome;
+/// returns how many records were sent (or would be).
+async fn deliver_chunk(
+    ctx: &Context<'_>,
+    entity: Entity,
+    due: Vec<crate::store::QueuedMessage>,
+    limit: usize,
+    counts: &mut EntityCounts,
+    progress: &dyn Progress,
+) -> anyhow::Result<usize> {
     let groups = coalesce(due);
     let mut records = Vec::new();
     let mut stale = Vec::new();
@@ -335,7 +378,7 @@ async fn sync_entity(
         }
     }
 
-    progress.start(entity, records.len() as u64);
+    let sent = records.len();
     let outcomes = super::flows::deliver(ctx, entity, records, progress).await;
     let halted = ctx.halted();
     for (record, outcome) in outcomes {
@@ -389,11 +432,7 @@ async fn sync_entity(
             }
         }
     }
-    progress.finish(entity);
-    if let Some(why) = halted {
-        anyhow::bail!("{why}");
-    }
-    Ok(counts)
+    Ok(sent)
 }
 
 /// When to try again after failed attempt number `attempts`: 1, 2, 4 … minutes, at most six
