@@ -317,3 +317,45 @@ fn a_paused_connector_still_imports_orders() {
     assert_eq!(report["entities"]["orders"]["delivered"], 3, "{report}");
     assert_eq!(by_increment(&env).len(), 3);
 }
+
+#[test]
+fn orders_customers_and_shipments_config_mistakes_are_one_line_exit_2() {
+    use util::{TestDir, example_config, example_config_with};
+    // The example parses with the new sections.
+    let ok = TestDir::new();
+    ok.write("connector.toml", example_config());
+    ok.command(&["status"]).expect_exit(0);
+    for (from, to, expected) in [
+        ("page_size = 300", "page_size = 500", "orders.page_size"),
+        (
+            "statuses = [\"pending\", \"processing\"]",
+            "statuses = []",
+            "orders.statuses",
+        ),
+        (
+            "guests = \"per_email\"",
+            "guests = \"customer\"",
+            "customers.guest_customer_id",
+        ),
+        (
+            "tax_mode = \"carry\"",
+            "tax_mode = \"tax_zone\"",
+            "orders.tax_zone",
+        ),
+        (
+            "order_type = \"SO\"",
+            "order_type = \"SALES\"",
+            "orders.order_type",
+        ),
+        (
+            "default_carrier = \"custom\"",
+            "default_carrier = \"\"",
+            "shipments.default_carrier",
+        ),
+    ] {
+        let dir = TestDir::new();
+        dir.write("connector.toml", example_config_with(from, to));
+        let out = dir.command(&["sync"]).expect_exit(2);
+        out.one_line_error().stderr_has(expected);
+    }
+}
