@@ -164,10 +164,38 @@ fn orders_are_imported_once_with_totals_equal_to_grand_total_across_pages_and_ov
     taxed += (cents(&placed["tax_amount"]) != 0) as u32;
     assert!(taxed > 0, "some order carries tax");
 
+    // A late-committed order: its updated_at is older than the watermark (as when another
+    // transaction commits late) but inside the overlap window — still found.
+    let conn = db(&env);
+    let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        conn.execute(
+            "UPDATE cursors SET watermark = ?1 WHERE entity = 'orders'",
+            [&later]
+        )
+        .unwrap(),
+        1
+    );
+    drop(conn);
+    let late = env.magento_control(
+        "orders",
+        json!({"guest": {"email": "late@example.com", "firstname": "Lee", "lastname": "Late"},
+               "items": [{"sku": "SB-TEE-S", "qty": 1}, {"sku": "SB-0004", "qty": 1}]}),
+    );
+    let report = sync_in(&env, 0);
+    assert_eq!(report["entities"]["orders"]["delivered"], 1, "{report}");
+    let imported = by_increment(&env);
+    let inc = late["increment_id"].as_str().unwrap();
+    assert_eq!(
+        cents(&imported[inc]["OrderTotal"]),
+        cents(&late["grand_total"])
+    );
+
     // A third run re-reads the overlap window: nothing new, nothing twice.
     let third = sync_in(&env, 0);
     assert_eq!(third["entities"]["orders"]["delivered"], 0, "{third}");
-    assert_eq!(by_increment(&env).len(), magento.len() + 1);
+    assert_eq!(by_increment(&env).len(), magento.len() + 2);
     // Line mappings: every Magento line has its Acumatica line.
     let lines: String = db(&env)
         .query_row(
@@ -358,4 +386,32 @@ fn orders_customers_and_shipments_config_mistakes_are_one_line_exit_2() {
         let out = dir.command(&["sync"]).expect_exit(2);
         out.one_line_error().stderr_has(expected);
     }
+}
+
+#[test]
+fn guests_can_share_one_customer_and_young_orders_wait_for_the_import_delay() {
+    let env = env_with(
+        6,
+        "\n[customers]\nguests = \"customer\"\nguest_customer_id = \"ABCSTUDIOS\"\n\n[orders]\norder_import_delay_seconds = 3600\n",
+        &[],
+    );
+    // Placed now: younger than the delay, left for a later run.
+    let young = env.magento_control(
+        "orders",
+        json!({"guest": {"email": "new@example.com", "firstname": "N", "lastname": "Ew"},
+               "items": [{"sku": "SB-0001", "qty": 1}]}),
+    );
+    sync_in(&env, 0);
+    let imported = by_increment(&env);
+    assert_eq!(imported.len(), 6, "the seeded (old) orders only");
+    assert!(!imported.contains_key(young["increment_id"].as_str().unwrap()));
+    let magento = magento_orders(&env);
+    let mut guests = 0;
+    for m in magento.iter().filter(|m| m["customer_is_guest"] == 1) {
+        if let Some(a) = imported.get(m["increment_id"].as_str().unwrap()) {
+            assert_eq!(a["CustomerID"], "ABCSTUDIOS", "{a}");
+            guests += 1;
+        }
+    }
+    assert!(guests > 0);
 }
