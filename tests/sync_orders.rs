@@ -137,6 +137,10 @@ fn orders_are_imported_once_with_totals_equal_to_grand_total_across_pages_and_ov
         let with_email: Vec<_> = customers.iter().filter(|c| c["Email"] == email).collect();
         assert_eq!(with_email.len(), 1, "customer {email}: {with_email:?}");
         assert_eq!(with_email[0]["CustomerID"], a["CustomerID"]);
+        // The order's own shipping address.
+        let ship = &m["extension_attributes"]["shipping_assignments"][0]["shipping"]["address"];
+        assert_eq!(a["ShipToAddress"]["City"], ship["city"], "order {inc}: {a}");
+        assert_eq!(a["ShipToAddress"]["PostalCode"], ship["postcode"]);
         guests += (m["customer_is_guest"] == 1) as u32;
         discounted += (cents(&m["discount_amount"]) != 0) as u32;
         configurable += list(&m["items"])
@@ -146,6 +150,20 @@ fn orders_are_imported_once_with_totals_equal_to_grand_total_across_pages_and_ov
         taxed += (cents(&m["tax_amount"]) != 0) as u32;
     }
     assert!(guests > 0 && discounted > 0 && configurable > 0 && shipped_freight > 0);
+    // Registered customers carry their default address as the main contact's.
+    let magento_customers = list(&env.magento_state()["customers"]);
+    assert!(!magento_customers.is_empty());
+    for mc in &magento_customers {
+        let ac = customers
+            .iter()
+            .find(|c| c["Email"] == mc["email"])
+            .unwrap_or_else(|| panic!("customer {} not imported", mc["email"]));
+        assert_eq!(
+            ac["MainContact"]["Address"]["City"], mc["addresses"][0]["city"],
+            "{ac}"
+        );
+        assert_eq!(ac["MainContact"]["FirstName"], mc["firstname"], "{ac}");
+    }
 
     // A Texas order carries tax: placed now, found by the next run inside the overlap.
     let placed = env.magento_control(

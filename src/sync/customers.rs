@@ -22,6 +22,46 @@ pub struct CustomerInput {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    /// Billing (main) and shipping addresses, as Magento addresses.
+    pub billing: Option<Value>,
+    pub shipping: Option<Value>,
+}
+
+/// A Magento address (customer or order address) as an Acumatica `Address`.
+pub fn address(a: &Value) -> Value {
+    let street: Vec<String> = match a.get("street") {
+        Some(Value::Array(lines)) => lines
+            .iter()
+            .filter_map(|l| l.as_str().map(String::from))
+            .collect(),
+        Some(Value::String(s)) => s.lines().map(String::from).collect(),
+        _ => Vec::new(),
+    };
+    let region = a
+        .get("region_code")
+        .and_then(Value::as_str)
+        .or_else(|| a.pointer("/region/region_code").and_then(Value::as_str))
+        .unwrap_or_default();
+    let mut out = json!({
+        "AddressLine1": w(street.first().cloned().unwrap_or_default()),
+        "City": w(str_of(a, "city")),
+        "State": w(region),
+        "PostalCode": w(str_of(a, "postcode")),
+        "Country": w(str_of(a, "country_id")),
+    });
+    if let Some(line2) = street.get(1) {
+        out["AddressLine2"] = w(line2.clone());
+    }
+    out
+}
+
+/// The customer's default billing / shipping address among its `addresses`.
+fn default_address(row: &Value, flag: &str) -> Option<Value> {
+    row.get("addresses")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|a| a.get(flag).and_then(Value::as_bool) == Some(true))
+        .cloned()
 }
 
 /// Wraps a value the contract-based way.
@@ -62,6 +102,8 @@ pub fn from_magento_customer(ctx: &Context<'_>, row: &Value) -> Option<CustomerI
         email: str_of(row, "email"),
         first_name: str_of(row, "firstname"),
         last_name: str_of(row, "lastname"),
+        billing: default_address(row, "default_billing"),
+        shipping: default_address(row, "default_shipping"),
     })
 }
 
@@ -75,6 +117,10 @@ pub fn from_order(ctx: &Context<'_>, order: &Value) -> CustomerInput {
         != 0;
     let first_name = str_of(order, "customer_firstname");
     let last_name = str_of(order, "customer_lastname");
+    let billing = order.get("billing_address").cloned();
+    let shipping = order
+        .pointer("/extension_attributes/shipping_assignments/0/shipping/address")
+        .cloned();
     match order.get("customer_id").and_then(Value::as_i64) {
         Some(id) if !guest => CustomerInput {
             key: id.to_string(),
@@ -82,6 +128,8 @@ pub fn from_order(ctx: &Context<'_>, order: &Value) -> CustomerInput {
             email,
             first_name,
             last_name,
+            billing,
+            shipping,
         },
         _ => {
             let digest = sha2::Sha256::digest(email.trim().to_lowercase().as_bytes());
@@ -92,6 +140,8 @@ pub fn from_order(ctx: &Context<'_>, order: &Value) -> CustomerInput {
                 email,
                 first_name,
                 last_name,
+                billing,
+                shipping,
             }
         }
     }
@@ -110,6 +160,19 @@ fn customer_body(ctx: &Context<'_>, id: &str, c: &CustomerInput, create: bool) -
             "LastName": w(c.last_name.clone()),
         },
     });
+    if let Some(billing) = &c.billing {
+        body["MainContact"]["Address"] = address(billing);
+        if let Some(phone) = billing.get("telephone").and_then(Value::as_str) {
+            body["MainContact"]["Phone1"] = w(phone);
+        }
+    }
+    // A shipping address of its own overrides the main contact's (Acumatica's default).
+    if let Some(shipping) = &c.shipping
+        && c.billing.as_ref().map(address) != Some(address(shipping))
+    {
+        body["ShippingAddressOverride"] = w(true);
+        body["ShippingContact"] = json!({ "Address": address(shipping) });
+    }
     if create {
         body["CustomerClass"] = w(ctx.config.customers.customer_class.clone());
     }

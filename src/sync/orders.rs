@@ -17,7 +17,7 @@
 
 use serde_json::{Value, json};
 
-use super::customers::{ensure_customer, odata_literal, text, w};
+use super::customers::{address, ensure_customer, odata_literal, text, w};
 use super::engine::{Context, Outcome, Progress, Record, payload_hash};
 use crate::config::TaxMode;
 use crate::entities::Entity;
@@ -128,6 +128,42 @@ fn order_body(ctx: &Context<'_>, order: &Value, customer: &str) -> Value {
         "Details": details,
         "Totals": { "Freight": w(num(order, "shipping_amount")) },
     });
+    // The order's own addresses, as placed (they override the customer's defaults).
+    let name = |a: &Value| {
+        format!(
+            "{} {}",
+            a.get("firstname")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            a.get("lastname")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        )
+        .trim()
+        .to_string()
+    };
+    let contact = |a: &Value| {
+        json!({
+            "Attention": w(name(a)),
+            "Email": w(order.get("customer_email").and_then(Value::as_str).unwrap_or_default()),
+            "Phone1": w(a.get("telephone").and_then(Value::as_str).unwrap_or_default()),
+        })
+    };
+    if let Some(billing) = order.get("billing_address").filter(|a| a.is_object()) {
+        body["BillToAddressOverride"] = w(true);
+        body["BillToAddress"] = address(billing);
+        body["BillToContactOverride"] = w(true);
+        body["BillToContact"] = contact(billing);
+    }
+    if let Some(shipping) = order
+        .pointer("/extension_attributes/shipping_assignments/0/shipping/address")
+        .filter(|a| a.is_object())
+    {
+        body["ShipToAddressOverride"] = w(true);
+        body["ShipToAddress"] = address(shipping);
+        body["ShipToContactOverride"] = w(true);
+        body["ShipToContact"] = contact(shipping);
+    }
     if let Some(cur) = order.get("order_currency_code").and_then(Value::as_str) {
         body["CurrencyID"] = w(cur);
     }
