@@ -433,3 +433,61 @@ fn guests_can_share_one_customer_and_young_orders_wait_for_the_import_delay() {
     }
     assert!(guests > 0);
 }
+
+#[test]
+fn with_faults_on_both_sides_every_order_arrives_exactly_once() {
+    let env = env_with(10, "", &[]);
+    let path = env.dir.join("connector.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("max_attempts = 8"));
+    std::fs::write(&path, text.replace("max_attempts = 8", "max_attempts = 50")).unwrap();
+    let faults = json!({"error_rate": 0.15, "drop_rate": 0.15});
+    env.acumatica_control("faults", faults.clone());
+    env.magento_control("faults", faults);
+    // Retries wait (1, 2, 4 … minutes): put every failed message back to due between runs.
+    let make_due = |env: &SandboxEnv| {
+        db(env)
+            .execute(
+                "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
+                [],
+            )
+            .unwrap();
+    };
+    let mut clean = false;
+    for _ in 0..30 {
+        let out = env
+            .connector(&[
+                "sync",
+                "--entity",
+                "customers",
+                "--entity",
+                "orders",
+                "--json",
+            ])
+            .output();
+        if out.output.status.code() == Some(0) {
+            clean = true;
+            break;
+        }
+        make_due(&env);
+    }
+    assert!(clean, "a clean run within 30");
+    let injected = env.acumatica_state()["requests"]["injected_faults"].clone();
+    let total: u64 = injected
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert!(total > 0, "faults were injected: {injected}");
+    env.acumatica_control("faults", json!({}));
+    env.magento_control("faults", json!({}));
+    sync_in(&env, 0);
+    let imported = by_increment(&env);
+    let magento = magento_orders(&env);
+    assert_eq!(imported.len(), magento.len(), "injected: {injected}");
+    for m in &magento {
+        let a = &imported[m["increment_id"].as_str().unwrap()];
+        assert_eq!(cents(&a["OrderTotal"]), cents(&m["grand_total"]));
+    }
+}

@@ -248,6 +248,26 @@ async fn find_existing(ctx: &Context<'_>, inc: &str) -> Result<Option<Value>, St
     Ok(found.as_array().and_then(|rows| rows.first()).cloned())
 }
 
+/// The PUT that creates a sales order, sent once: the order has no key yet (Acumatica numbers
+/// it), so a resend after a cut-off reply would create a second order. A failed attempt is
+/// retried by a later run, which looks the order up by its increment id first.
+async fn create_order(
+    ctx: &Context<'_>,
+    body: &Value,
+) -> Result<Value, crate::acumatica::AcumaticaError> {
+    let a = &ctx.config.acumatica;
+    let path = "/SalesOrder?$expand=Details";
+    let url = format!(
+        "{}/entity/{}/{}{path}",
+        a.url, a.endpoint, a.endpoint_version
+    );
+    let reply = ctx
+        .acumatica
+        .send(reqwest::Method::PUT, &url, Some(body), None, false)
+        .await?;
+    reply.json("PUT", path)
+}
+
 async fn import(ctx: &Context<'_>, record: &Record) -> Outcome {
     let order = &record.row;
     let inc = increment_id(order);
@@ -286,11 +306,7 @@ async fn import(ctx: &Context<'_>, record: &Record) -> Outcome {
                 Err(e) => return Outcome::Failed(format!("order {inc}: {e}")),
             };
             let body = order_body(ctx, order, &customer);
-            match ctx
-                .acumatica
-                .put("/SalesOrder?$expand=Details", &body, None)
-                .await
-            {
+            match create_order(ctx, &body).await {
                 Ok(reply) => reply,
                 Err(e) => return Outcome::Failed(format!("order {inc}: {e}")),
             }
