@@ -76,15 +76,6 @@ fn unknown_command_and_flag_are_usage_errors() {
 }
 
 #[test]
-fn the_demo_is_not_built_yet_and_says_so() {
-    let dir = TestDir::new();
-    dir.command(&["demo"])
-        .expect_exit(1)
-        .one_line_error()
-        .stderr_has("`connector demo` is not implemented yet");
-}
-
-#[test]
 fn status_on_a_new_store_reports_uninitialized() {
     let dir = TestDir::new();
     dir.write("connector.toml", example_config());

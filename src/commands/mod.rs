@@ -3,6 +3,7 @@
 mod activate;
 mod confirm;
 mod deactivate;
+mod demo;
 mod init;
 mod listen;
 mod report;
@@ -28,7 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args, &load_config(config_file)?),
         Command::Listen(args) => listen::run(args, &load_config(config_file)?, cli.quiet),
         Command::Sandbox(args) => sandbox::run(args, cli.quiet),
-        Command::Demo => Err(crate::error::Failure::NotImplemented("demo").into()),
+        Command::Demo => demo::run(cli.quiet),
     }
 }
 
