@@ -49,13 +49,142 @@ pub enum Command {
     /// Move changed data between the systems (run it from cron)
     Sync(SyncArgs),
     /// Show the connector's state, remote objects, queue and last run
-    Status(ReportArgs),
+    Status(StatusArgs),
     /// Receive Acumatica's push notifications into the durable queue
     Listen(ListenArgs),
     /// Run a simulated Acumatica and Magento on loopback until Ctrl-C
     Sandbox(SandboxArgs),
     /// Walk the whole life cycle against a sandbox, in one command
     Demo,
+    /// List failed and dead records; retry or skip them
+    Failed(FailedArgs),
+    /// Past sync runs with their counts and outcome
+    History(HistoryArgs),
+    /// Which Acumatica record is which Magento record
+    Mappings(MappingsArgs),
+    /// Queue a full or dated re-read of one entity
+    Resync(ResyncArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 with one line saying why when something needs attention (dead records, no
+    /// successful sync within --max-age, the connector stopped): for cron mail and monitoring
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: the oldest acceptable last successful sync, in minutes
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, requires = "check")]
+    pub max_age: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FailedArgs {
+    #[command(subcommand)]
+    pub action: Option<FailedAction>,
+    /// Only this entity
+    #[arg(long, value_name = "NAME")]
+    pub entity: Option<String>,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FailedAction {
+    /// Send failed or dead records back to the queue, attempts reset
+    Retry {
+        /// Message ids (from `connector failed`)
+        ids: Vec<i64>,
+        /// Every failed and dead record (of --entity)
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Only this entity
+        #[arg(long, value_name = "NAME")]
+        entity: Option<String>,
+    },
+    /// Give up on records for good; they are kept, with the reason, for audit
+    Skip {
+        /// Message ids (from `connector failed`)
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// Why (kept with the record)
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub action: Option<HistoryAction>,
+    /// How many runs
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// One run, with the records that failed during it
+    Show {
+        /// The run id (from `connector history`)
+        run: i64,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MappingsArgs {
+    #[command(subcommand)]
+    pub action: Option<MappingsAction>,
+    /// Only this entity
+    #[arg(long, value_name = "NAME")]
+    pub entity: Option<String>,
+    /// Only the pair with this key (either side)
+    #[arg(long, value_name = "KEY")]
+    pub find: Option<String>,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingsAction {
+    /// Forget one pair: the record is sent in full by the next sync that sees it
+    Forget {
+        /// The entity (items, prices, inventory, …)
+        entity: String,
+        /// Its key on either side
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The entity to re-read
+    #[arg(long, value_name = "NAME")]
+    pub entity: String,
+    /// Re-read what changed since then (RFC 3339, e.g. 2026-11-01T00:00:00Z); default: everything
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

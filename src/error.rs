@@ -18,15 +18,15 @@ pub enum Failure {
     /// Bad usage, or the connector's state forbids the command (exit 2).
     #[error("{0}")]
     CannotStart(String),
-    /// The command exists but its capability is not built yet (exit 1).
-    #[error("`connector {0}` is not implemented yet")]
-    NotImplemented(&'static str),
     /// The run finished but some records failed (exit 3).
     #[error("{0}")]
     Partial(String),
     /// Another sync holds the lock (exit 4).
     #[error("{0}")]
     Locked(String),
+    /// `status --check` found something that needs attention (exit 1).
+    #[error("CHECK FAILED: {0}")]
+    CheckFailed(String),
 }
 
 /// Maps an error to its exit code: configuration and store refusals and [`Failure::CannotStart`]
@@ -39,9 +39,9 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
     } else if let Some(failure) = error.downcast_ref::<Failure>() {
         match failure {
             Failure::CannotStart(_) => exit::CANNOT_START,
-            Failure::NotImplemented(_) => exit::FAILED,
             Failure::Partial(_) => exit::PARTIAL,
             Failure::Locked(_) => exit::LOCKED,
+            Failure::CheckFailed(_) => exit::FAILED,
         }
     } else {
         exit::FAILED

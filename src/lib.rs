@@ -7,6 +7,7 @@ pub mod acumatica;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod entities;
 pub mod error;
 pub mod http;

@@ -76,6 +76,23 @@ fn unknown_command_and_flag_are_usage_errors() {
 }
 
 #[test]
+fn the_demo_walks_the_life_cycle_and_exits_0_leaving_nothing_running() {
+    let dir = TestDir::new();
+    let out = dir.command(&["demo"]).expect_exit(0);
+    for line in [
+        "connector init --yes: 10 objects created",
+        "a push notification arrives",
+        "connector deactivate --pause",
+        "message(s) held",
+        "connector activate",
+        "connector deactivate --stop",
+        "nothing is left running",
+    ] {
+        out.stdout_has(line);
+    }
+}
+
+#[test]
 fn status_on_a_new_store_reports_uninitialized() {
     let dir = TestDir::new();
     dir.write("connector.toml", example_config());

@@ -380,3 +380,57 @@ mod arbitrary_requests {
         }
     }
 }
+
+#[test]
+fn a_change_in_the_simulated_acumatica_arrives_by_push_with_entity_key_and_version() {
+    let env = util::sandbox::SandboxEnv::start();
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    let config = connector::config::Config::load(&env.dir.join("connector.toml")).unwrap();
+    let settings = ReceiverSettings::from_config(&config, None).unwrap();
+    let running = env.block_on(receiver::start(settings)).unwrap();
+
+    let item = env.acumatica_state()["entities"]["stock_items"][0]["InventoryID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.acumatica_control(&format!("items/{item}"), json!({"price": 42.5}));
+    // The sandbox posts asynchronously: wait for the messages to land.
+    let store_path = env.dir.join("connector.db");
+    let mut prices = Vec::new();
+    for _ in 0..100 {
+        prices = Store::open(&store_path)
+            .unwrap()
+            .messages_for("prices", &item)
+            .unwrap();
+        if !prices.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.block_on(running.stop()).unwrap();
+    assert_eq!(
+        prices.len(),
+        1,
+        "one upsert for the price change: {prices:?}"
+    );
+    let (operation, version, status) = &prices[0];
+    assert_eq!((operation.as_str(), status.as_str()), ("upsert", "pending"));
+    // The version is the item's last-modified time, in UTC, as Acumatica's own state says.
+    let row = env.acumatica_state()["tables"]["InventoryItem"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["InventoryCD"] == item.as_str())
+        .cloned()
+        .unwrap();
+    let modified = row["LastModifiedDateTime"].as_str().unwrap();
+    let expected = chrono::DateTime::parse_from_rfc3339(modified).unwrap();
+    let got = chrono::DateTime::parse_from_rfc3339(version).unwrap();
+    assert_eq!(got, expected, "version {version} vs Acumatica's {modified}");
+    // The items GI saw the same change (its row has LastModifiedDateTime too).
+    let items = Store::open(&store_path)
+        .unwrap()
+        .messages_for("items", &item)
+        .unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+}

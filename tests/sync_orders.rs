@@ -491,16 +491,3 @@ fn with_faults_on_both_sides_every_order_arrives_exactly_once() {
         assert_eq!(cents(&a["OrderTotal"]), cents(&m["grand_total"]));
     }
 }
-
-#[test]
-fn the_demo_runs_to_the_end_and_exits_0() {
-    let dir = util::TestDir::new();
-    let out = dir.command(&["demo"]).expect_exit(0);
-    out.stdout_has("8. deactivate --stop")
-        .stdout_has("Demo finished");
-    assert!(
-        out.stdout().contains("→ push notification"),
-        "{}",
-        out.report()
-    );
-}

@@ -2,7 +2,7 @@
 //! licence limits kept on the client side, re-login on 401, retries with backoff, and logout
 //! of every session when the work is done.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap};
@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::error::{AcumaticaError, error_message};
+use super::error::{AcumaticaError, error_message, is_no_entity};
 use crate::config::{AcumaticaAuth, Config};
 use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
 use crate::secret::Secret;
@@ -29,6 +29,17 @@ pub enum Precondition {
 enum Body<'a> {
     Json(&'a Value),
     Xml(&'a str),
+}
+
+/// What kind of request `send_as` sends, where it changes authentication or retries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    /// OData in session mode: Basic credentials.
+    Basic,
+    /// The status of a running action: a 500 with an Acumatica (`PX.…`) exception is the
+    /// action's outcome (it failed), not a server failure worth asking again.
+    ActionStatus,
 }
 
 /// A reply, read whole.
@@ -74,7 +85,15 @@ struct SessionState {
 struct Session {
     http: reqwest::Client,
     state: Mutex<SessionState>,
+    /// Mirrors `state.logged_in`, readable without waiting for a login in progress.
+    open: AtomicBool,
+    /// Until when (ms since the client started) the licence refused this session a login:
+    /// requests go to the open sessions meanwhile.
+    refused_until_ms: AtomicU64,
 }
+
+/// How long a session the licence refused is left alone while others carry the work.
+const REFUSED_SESSION_PAUSE: Duration = Duration::from_secs(30);
 
 pub struct AcumaticaClient {
     site: String,
@@ -82,6 +101,7 @@ pub struct AcumaticaClient {
     login: Login,
     sessions: Vec<Session>,
     next_session: AtomicUsize,
+    started: std::time::Instant,
     limiter: RequestLimiter,
     backoff: Backoff,
 }
@@ -121,6 +141,8 @@ impl AcumaticaClient {
                 Ok(Session {
                     http,
                     state: Mutex::new(SessionState::default()),
+                    open: AtomicBool::new(false),
+                    refused_until_ms: AtomicU64::new(0),
                 })
             })
             .collect::<Result<Vec<_>, reqwest::Error>>()?;
@@ -138,6 +160,7 @@ impl AcumaticaClient {
             },
             sessions,
             next_session: AtomicUsize::new(0),
+            started: std::time::Instant::now(),
             limiter: RequestLimiter::new(a.max_concurrent_requests, Some(a.requests_per_minute)),
             backoff: Backoff::default(),
         })
@@ -220,7 +243,9 @@ impl AcumaticaClient {
         let mut wait = Duration::from_millis(100);
         for _ in 0..600 {
             tokio::time::sleep(wait).await;
-            let poll = self.send(Method::GET, &poll_url, None, None, true).await?;
+            let poll = self
+                .send_as(Method::GET, &poll_url, None, None, true, Mode::ActionStatus)
+                .await?;
             match poll.status {
                 204 | 200 => return Ok(()),
                 202 => wait = (wait * 2).min(Duration::from_secs(2)),
@@ -259,7 +284,7 @@ impl AcumaticaClient {
             body.map(Body::Json),
             precondition,
             idempotent,
-            false,
+            Mode::Plain,
         )
         .await
     }
@@ -280,17 +305,27 @@ impl AcumaticaClient {
             url.query_pairs_mut()
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let basic = self.login.auth == AcumaticaAuth::Session;
+        let mode = match self.login.auth {
+            AcumaticaAuth::Session => Mode::Basic,
+            AcumaticaAuth::Oauth2 => Mode::Plain,
+        };
         let reply = self
-            .send_as(Method::GET, url.as_str(), None, None, true, basic)
+            .send_as(Method::GET, url.as_str(), None, None, true, mode)
             .await?;
         reply.json("GET", url.path())
     }
 
     /// Posts an XML document (the endpoint maintenance API takes the endpoint as XML).
     pub async fn post_xml(&self, url: &str, xml: &str) -> Result<Reply, AcumaticaError> {
-        self.send_as(Method::POST, url, Some(Body::Xml(xml)), None, true, false)
-            .await
+        self.send_as(
+            Method::POST,
+            url,
+            Some(Body::Xml(xml)),
+            None,
+            true,
+            Mode::Plain,
+        )
+        .await
     }
 
     async fn send_as(
@@ -300,12 +335,11 @@ impl AcumaticaClient {
         body: Option<Body<'_>>,
         precondition: Option<Precondition>,
         idempotent: bool,
-        basic: bool,
+        mode: Mode,
     ) -> Result<Reply, AcumaticaError> {
         let path = url.strip_prefix(&self.site).unwrap_or(url).to_string();
-        let index = self.next_session.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        let session = &self.sessions[index];
-        let mut generation = self.ensure_logged_in(session).await?;
+        let (mut index, mut generation) = self.session_for_request().await?;
+        let mut session = &self.sessions[index];
         let mut relogged = false;
         let mut attempt = 0;
         loop {
@@ -313,7 +347,7 @@ impl AcumaticaClient {
             let mut request = session.http.request(method.clone(), url);
             if let Some(bearer) = &session.state.lock().await.bearer {
                 request = request.bearer_auth(bearer.expose());
-            } else if basic {
+            } else if mode == Mode::Basic {
                 request =
                     request.basic_auth(&self.login.username, Some(self.login.password.expose()));
             }
@@ -384,15 +418,38 @@ impl AcumaticaClient {
             if status == StatusCode::UNAUTHORIZED && !relogged {
                 // The session expired (or the server restarted): log in again, once.
                 tracing::debug!(%path, "Acumatica answered 401; logging in again");
-                generation = self.relogin(session, generation).await?;
+                match self.relogin(index, generation).await {
+                    Ok(g) => generation = g,
+                    Err(e) if e.is_login_limit() && self.any_other_open(index) => {
+                        // The licence gave this session's slot away: carry on with another.
+                        self.refuse(index);
+                        (index, generation) = self.session_for_request().await?;
+                        session = &self.sessions[index];
+                    }
+                    Err(e) => return Err(e),
+                }
                 relogged = true;
                 attempt -= 1;
                 continue;
             }
             let login_limit = text.contains("API Login Limit");
+            let body: Option<Value> = serde_json::from_str(&text).ok();
+            // A missing record is a 500 too (NoEntitySatisfiesTheConditionException): asking
+            // again will not make it exist.
+            let missing = status == StatusCode::INTERNAL_SERVER_ERROR
+                && is_no_entity(&error_message(&text), body.as_ref());
+            let action_failed = mode == Mode::ActionStatus
+                && status == StatusCode::INTERNAL_SERVER_ERROR
+                && body
+                    .as_ref()
+                    .and_then(|b| b.get("exceptionType"))
+                    .and_then(Value::as_str)
+                    // Acumatica's own (PX.Data.PXException…): the action's verdict. A
+                    // System.* exception or a proxy page is still a failure to ask again.
+                    .is_some_and(|t| t.starts_with("PX."));
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
                 || login_limit
-                || (status.is_server_error() && idempotent);
+                || (status.is_server_error() && idempotent && !missing && !action_failed);
             if retryable && attempt < self.backoff.attempts {
                 let wait = self.backoff.delay(attempt, retry_after(&headers));
                 tracing::debug!(%path, attempt, status = status.as_u16(), ?wait, "retrying");
@@ -413,39 +470,97 @@ impl AcumaticaClient {
                 path,
                 status: status.as_u16(),
                 message,
-                body: serde_json::from_str(&text).ok(),
+                body,
             });
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn is_refused(&self, index: usize) -> bool {
+        self.sessions[index]
+            .refused_until_ms
+            .load(Ordering::Relaxed)
+            > self.now_ms()
+    }
+
+    fn refuse(&self, index: usize) {
+        let until = self.now_ms() + REFUSED_SESSION_PAUSE.as_millis() as u64;
+        self.sessions[index]
+            .refused_until_ms
+            .store(until, Ordering::Relaxed);
+    }
+
+    /// Whether a session other than `index` is logged in.
+    fn any_other_open(&self, index: usize) -> bool {
+        self.sessions
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != index && s.open.load(Ordering::Relaxed))
+    }
+
+    /// The session for the next request, logged in: the pool's sessions in turn, except one
+    /// the licence refused a login a moment ago while others are open — a pool that cannot
+    /// grow to `max_sessions` works with the sessions it has instead of failing.
+    async fn session_for_request(&self) -> Result<(usize, u64), AcumaticaError> {
+        let n = self.sessions.len();
+        let start = self.next_session.fetch_add(1, Ordering::Relaxed) % n;
+        let mut order: Vec<usize> = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| !self.is_refused(i) || !self.any_other_open(i))
+            .collect();
+        if order.is_empty() {
+            order.push(start);
+        }
+        let mut last = None;
+        for index in order {
+            match self.ensure_logged_in(index).await {
+                Ok(generation) => return Ok((index, generation)),
+                Err(e) if e.is_login_limit() && self.any_other_open(index) => {
+                    self.refuse(index);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one session was tried"))
+    }
+
     /// Logs the session in if it is not; returns its login generation.
-    async fn ensure_logged_in(&self, session: &Session) -> Result<u64, AcumaticaError> {
+    async fn ensure_logged_in(&self, index: usize) -> Result<u64, AcumaticaError> {
+        let session = &self.sessions[index];
         let mut state = session.state.lock().await;
         if !state.logged_in {
-            self.login(session, &mut state).await?;
+            if self.is_refused(index) && self.any_other_open(index) {
+                // Refused while this request waited for the session: do not ask again now.
+                return Err(AcumaticaError::LoginLimit {
+                    url: self.site.clone(),
+                    user: self.login.username.clone(),
+                    attempts: 0,
+                    message: "refused a moment ago".into(),
+                });
+            }
+            self.login(index, &mut state).await?;
         }
         Ok(state.generation)
     }
 
     /// Logs in again unless another request already did since `seen_generation`.
-    async fn relogin(
-        &self,
-        session: &Session,
-        seen_generation: u64,
-    ) -> Result<u64, AcumaticaError> {
+    async fn relogin(&self, index: usize, seen_generation: u64) -> Result<u64, AcumaticaError> {
+        let session = &self.sessions[index];
         let mut state = session.state.lock().await;
         if state.generation == seen_generation {
             state.logged_in = false;
-            self.login(session, &mut state).await?;
+            session.open.store(false, Ordering::Relaxed);
+            self.login(index, &mut state).await?;
         }
         Ok(state.generation)
     }
 
-    async fn login(
-        &self,
-        session: &Session,
-        state: &mut SessionState,
-    ) -> Result<(), AcumaticaError> {
+    async fn login(&self, index: usize, state: &mut SessionState) -> Result<(), AcumaticaError> {
+        let session = &self.sessions[index];
         let path = match self.login.auth {
             AcumaticaAuth::Session => "/entity/auth/login",
             AcumaticaAuth::Oauth2 => "/identity/connect/token",
@@ -539,6 +654,8 @@ impl AcumaticaClient {
                 }
                 state.logged_in = true;
                 state.generation += 1;
+                session.open.store(true, Ordering::Relaxed);
+                session.refused_until_ms.store(0, Ordering::Relaxed);
                 return Ok(());
             }
             // Over the licence's API-user limit: 429, or 500 with "API Login Limit".
@@ -556,9 +673,23 @@ impl AcumaticaClient {
                     user: self.login.username.clone(),
                     tenant: self.login.tenant.clone(),
                     message: error_message(&text),
+                    check: match self.login.auth {
+                        AcumaticaAuth::Session => {
+                            "acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD) and acumatica.tenant"
+                        }
+                        AcumaticaAuth::Oauth2 => {
+                            "acumatica.client_id, acumatica.client_secret (or CONNECTOR_ACUMATICA_CLIENT_SECRET), acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD), and that the connected application (SM303010) allows the resource owner password flow"
+                        }
+                    },
                 });
             }
-            if (over_limit || status.is_server_error()) && attempt < self.backoff.attempts {
+            // Over the limit while another session of the pool is open: that one carries the
+            // work (the caller falls back to it); no point waiting for a slot here.
+            let impatient = over_limit && self.any_other_open(index);
+            if (over_limit || status.is_server_error())
+                && attempt < self.backoff.attempts
+                && !impatient
+            {
                 let wait = self.backoff.delay(attempt, retry_after(&headers));
                 tracing::info!(
                     status = status.as_u16(),
@@ -570,13 +701,11 @@ impl AcumaticaClient {
             }
             let message = error_message(&text);
             return Err(if over_limit {
-                AcumaticaError::GaveUp {
-                    method: "POST".into(),
-                    path: path.into(),
+                AcumaticaError::LoginLimit {
+                    url: self.site.clone(),
+                    user: self.login.username.clone(),
                     attempts: attempt,
-                    last: format!(
-                        "API login limit reached ({message}); free a session or raise acumatica.max_sessions in the licence"
-                    ),
+                    message,
                 }
             } else {
                 AcumaticaError::Http {
@@ -613,6 +742,7 @@ impl AcumaticaClient {
             }
             drop(permit);
             *state = SessionState::default();
+            session.open.store(false, Ordering::Relaxed);
         }
     }
 

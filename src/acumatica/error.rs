@@ -6,12 +6,24 @@ use serde_json::Value;
 pub enum AcumaticaError {
     /// The credentials were refused (not retried: retrying would not help and can lock the user).
     #[error(
-        "Acumatica refused the login of user `{user}` to tenant `{tenant}` at {url}: {message}; check acumatica.username, acumatica.password (or CONNECTOR_ACUMATICA_PASSWORD) and acumatica.tenant"
+        "Acumatica refused the login of user `{user}` to tenant `{tenant}` at {url}: {message}; check {check}"
     )]
     LoginRejected {
         url: String,
         user: String,
         tenant: String,
+        message: String,
+        /// The settings that decide this login (they differ between session and OAuth 2.0).
+        check: &'static str,
+    },
+    /// Every API-user slot of the licence stayed taken (429, or 500 "API Login Limit").
+    #[error(
+        "Acumatica's API-user limit is reached: user `{user}` could not log in to {url} after {attempts} tries ({message}); an abandoned session frees its slot after about 10 minutes — close other integrations' sessions, or lower acumatica.max_sessions"
+    )]
+    LoginLimit {
+        url: String,
+        user: String,
+        attempts: u32,
         message: String,
     },
     /// Acumatica answered with an error that retrying will not fix.
@@ -57,8 +69,25 @@ impl AcumaticaError {
         }
     }
 
+    /// The licence had no free API-user slot for a login.
+    pub fn is_login_limit(&self) -> bool {
+        matches!(self, AcumaticaError::LoginLimit { .. })
+    }
+
+    /// The record (or route) does not exist. Acumatica answers a GET or DELETE of a missing
+    /// record with 500 `NoEntitySatisfiesTheConditionException` (the Default endpoint declares
+    /// no 404 for them), a missing route with 404.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+        match self {
+            AcumaticaError::Http { status: 404, .. } => true,
+            AcumaticaError::Http {
+                status: 500,
+                message,
+                body,
+                ..
+            } => is_no_entity(message, body.as_ref()),
+            _ => false,
+        }
     }
 
     /// `If-Match` / `If-None-Match` failed: the record exists (or not) contrary to the request.
@@ -67,24 +96,53 @@ impl AcumaticaError {
     }
 }
 
+/// A 500 that says the record does not exist: not a server failure, not worth a retry.
+pub(crate) fn is_no_entity(message: &str, body: Option<&Value>) -> bool {
+    body.and_then(|b| b.get("exceptionType"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.ends_with("NoEntitySatisfiesTheConditionException"))
+        || message.starts_with("No entity satisfies the condition")
+}
+
 /// The most useful sentence in an Acumatica error body: `exceptionMessage` beats the generic
 /// `message` ("An error has occurred."), and per-field `error`s inside a returned entity are
 /// listed with their field names.
 pub fn error_message(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
-        let text = body.trim();
-        return if text.is_empty() {
-            "(empty reply)".to_string()
-        } else if text.starts_with('<') {
-            "(an HTML page, probably from a proxy in front of Acumatica)".to_string()
-        } else {
-            text.chars().take(300).collect()
-        };
+        return crate::http::describe_plain_body(body, "Acumatica");
     };
     let mut field_errors = Vec::new();
     collect_field_errors(&json, "", &mut field_errors);
     if !field_errors.is_empty() {
         return field_errors.join("; ");
+    }
+    // ASP.NET's model binder (an unwrapped value, a field the entity does not define, a value
+    // of the wrong type): "The request is invalid." alone names nothing; the reasons are in
+    // `modelState`, keyed by the offending member.
+    if let Some(Value::Object(state)) = json.get("modelState") {
+        let reasons: Vec<String> = state
+            .iter()
+            .map(|(member, errors)| {
+                let texts: Vec<&str> = match errors {
+                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                    Value::String(text) => vec![text.as_str()],
+                    _ => Vec::new(),
+                };
+                if texts.is_empty() {
+                    member.clone()
+                } else {
+                    format!("{member}: {}", texts.join(" "))
+                }
+            })
+            .collect();
+        if !reasons.is_empty() {
+            let head = json
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("The request is invalid.")
+                .trim();
+            return format!("{head} {}", reasons.join("; "));
+        }
     }
     for key in ["exceptionMessage", "message", "error_description", "error"] {
         if let Some(text) = json.get(key).and_then(Value::as_str)
@@ -141,6 +199,15 @@ mod tests {
         assert_eq!(
             error_message(body),
             "CustomerID: 'Customer' cannot be found in the system.; Details[0].InventoryID: Unknown item"
+        );
+    }
+
+    #[test]
+    fn model_state_reasons_are_named() {
+        let body = r#"{"message":"The request is invalid.","modelState":{"entity.Colour":["The field 'Colour' is not defined."]}}"#;
+        assert_eq!(
+            error_message(body),
+            "The request is invalid. entity.Colour: The field 'Colour' is not defined."
         );
     }
 

@@ -1,12 +1,17 @@
 //! One file per subcommand: parse what clap left, confirm, call the library, print.
 
 mod activate;
+mod completions;
 mod confirm;
 mod deactivate;
 mod demo;
+mod failed;
+mod history;
 mod init;
 mod listen;
+mod mappings;
 mod report;
+mod resync;
 mod sandbox;
 mod status;
 mod sync;
@@ -29,7 +34,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args, &load_config(config_file)?),
         Command::Listen(args) => listen::run(args, &load_config(config_file)?, cli.quiet),
         Command::Sandbox(args) => sandbox::run(args, cli.quiet),
-        Command::Demo => demo::run(cli.quiet),
+        Command::Demo => demo::run(),
+        Command::Failed(args) => failed::run(args, &load_config(config_file)?),
+        Command::History(args) => history::run(args, &load_config(config_file)?),
+        Command::Mappings(args) => mappings::run(args, &load_config(config_file)?),
+        Command::Resync(args) => resync::run(args, &load_config(config_file)?),
+        Command::Completions(args) => completions::run(args),
     }
 }
 

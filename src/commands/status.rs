@@ -3,8 +3,9 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::ReportArgs;
+use crate::cli::StatusArgs;
 use crate::config::Config;
+use crate::error::Failure;
 use crate::store::{Lifecycle, QueueCounts, RemoteObject, RunSummary, Store, Transition};
 
 #[derive(Serialize)]
@@ -20,7 +21,7 @@ struct StatusReport {
     store: String,
 }
 
-pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
+pub fn run(args: StatusArgs, config: &Config) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path)?;
     let Lifecycle { state, since, .. } =
         store.lifecycle().context("reading the life-cycle state")?;
@@ -40,6 +41,9 @@ pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
             .context("reading the receiver's counters")?,
         store: store.path().display().to_string(),
     };
+    if args.check {
+        return check(&store, &report, args.max_age);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -89,4 +93,50 @@ pub fn run(args: ReportArgs, config: &Config) -> anyhow::Result<()> {
     }
     println!("store:  {}", report.store);
     Ok(())
+}
+
+/// `status --check`: one line and exit 1 when something needs attention, for cron mail and
+/// monitoring; "OK …" and exit 0 otherwise.
+fn check(store: &Store, report: &StatusReport, max_age_minutes: u64) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    if report.queue.dead > 0 {
+        problems.push(format!(
+            "{} dead record(s): see `connector failed`",
+            report.queue.dead
+        ));
+    }
+    match report.state {
+        "stopped" => {
+            problems.push("the connector is stopped: `connector activate` resumes it".into())
+        }
+        "uninitialized" => {
+            problems.push("the connector is not initialized: run `connector init`".into())
+        }
+        _ => {}
+    }
+    if report.state == "active" || report.state == "paused" {
+        match store.last_successful_run()? {
+            None => problems.push("no sync has completed yet".into()),
+            Some(run) => {
+                let at = run.finished_at.as_deref().unwrap_or(&run.started_at);
+                let age = chrono::DateTime::parse_from_rfc3339(at)
+                    .map(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                    .unwrap_or_default();
+                if age > chrono::Duration::minutes(max_age_minutes as i64) {
+                    problems.push(format!(
+                        "the last successful sync finished {} minute(s) ago (limit {max_age_minutes})",
+                        age.num_minutes()
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "OK: {}, {} pending, {} failed, no dead records",
+            report.state, report.queue.pending, report.queue.failed
+        );
+        return Ok(());
+    }
+    Err(Failure::CheckFailed(problems.join("; ")).into())
 }

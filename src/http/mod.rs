@@ -110,6 +110,18 @@ impl RequestLimiter {
     }
 }
 
+/// A reply body that is not JSON, in a few words: empty, a proxy's HTML page, or its start.
+pub fn describe_plain_body(body: &str, system: &str) -> String {
+    let text = body.trim();
+    if text.is_empty() {
+        "(empty reply)".to_string()
+    } else if text.starts_with('<') {
+        format!("(an HTML page, probably from a proxy or web server in front of {system})")
+    } else {
+        text.chars().take(300).collect()
+    }
+}
+
 /// A transport failure in one line: what kind, and every cause. reqwest's text can name the
 /// URL, never credentials (they travel in headers and bodies).
 pub fn describe_transport(e: &reqwest::Error) -> String {

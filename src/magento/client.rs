@@ -7,7 +7,7 @@ use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::error::{MagentoError, error_message, is_transient_400};
+use super::error::{MagentoError, error_message, is_route_miss, is_transient_400};
 use super::oauth1;
 use crate::config::{Config, MagentoAuth};
 use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
@@ -272,6 +272,14 @@ impl MagentoClient {
                     last: format!("{}: {message}", status.as_u16()),
                 });
             }
+            let message = if status == StatusCode::NOT_FOUND && is_route_miss(&message) {
+                format!(
+                    "{message} (no such route at {}: check magento.url and magento.store_code `{store}`)",
+                    self.base
+                )
+            } else {
+                message
+            };
             return Err(MagentoError::Http {
                 method: method.to_string(),
                 path: path.to_string(),

@@ -52,28 +52,51 @@ impl MagentoError {
         }
     }
 
+    /// The record does not exist. A 404 "Request does not match any route." is not that: the
+    /// URL is wrong (store code, base URL, a module missing), and a flow that took it for an
+    /// absent record would try to create one.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+        match self {
+            MagentoError::Http {
+                status: 404,
+                message,
+                ..
+            } => !is_route_miss(message),
+            _ => false,
+        }
     }
+}
+
+/// Magento's answer when no route matches the URL (an unknown store code included).
+pub fn is_route_miss(message: &str) -> bool {
+    message.starts_with("Request does not match any route")
 }
 
 /// Magento's error message with its placeholders filled: `%1` from a `parameters` array,
 /// `%name` from a `parameters` object.
 pub fn error_message(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
-        let text = body.trim();
-        return if text.is_empty() {
-            "(empty reply)".to_string()
-        } else if text.starts_with('<') {
-            "(an HTML page, probably from a proxy or the web server in front of Magento)".into()
-        } else {
-            text.chars().take(300).collect()
-        };
+        return crate::http::describe_plain_body(body, "Magento");
     };
     let Some(message) = json.get("message").and_then(Value::as_str) else {
         return json.to_string().chars().take(300).collect();
     };
-    fill_placeholders(message, json.get("parameters"))
+    let mut text = fill_placeholders(message, json.get("parameters"));
+    // A validation exception lists each reason in `errors` (MSI's source items: one bad item
+    // fails the batch, and only these say which and why).
+    if let Some(Value::Array(errors)) = json.get("errors") {
+        let reasons: Vec<String> = errors
+            .iter()
+            .filter_map(|e| {
+                let m = e.get("message").and_then(Value::as_str)?;
+                Some(fill_placeholders(m, e.get("parameters")))
+            })
+            .collect();
+        if !reasons.is_empty() {
+            text = format!("{text}: {}", reasons.join("; "));
+        }
+    }
+    text
 }
 
 fn fill_placeholders(message: &str, parameters: Option<&Value>) -> String {
@@ -157,6 +180,16 @@ mod tests {
                 r#"{"message":"%1 and %10","parameters":["a","b","c","d","e","f","g","h","i","j"]}"#
             ),
             "a and j"
+        );
+    }
+
+    #[test]
+    fn each_listed_error_is_named() {
+        assert_eq!(
+            error_message(
+                r#"{"message":"Validation Failed","errors":[{"message":"\"%field\" can not be empty.","parameters":{"field":"sku"}},{"message":"\"%1\" should be numeric.","parameters":["quantity"]}]}"#
+            ),
+            "Validation Failed: \"sku\" can not be empty.; \"quantity\" should be numeric."
         );
     }
 

@@ -134,8 +134,11 @@ impl SearchCriteria {
             q.push(("searchCriteria[currentPage]".into(), page.to_string()));
         }
         if q.is_empty() {
-            // Magento requires searchCriteria to be present, even empty.
-            q.push(("searchCriteria".into(), String::new()));
+            // Magento requires searchCriteria to be present, even empty. A bare
+            // `searchCriteria=` works on Magento but is no parameter the admin schema declares;
+            // the first page without a page size is the same query (everything), in declared
+            // terms.
+            q.push(("searchCriteria[currentPage]".into(), "1".into()));
         }
         q
     }
@@ -176,5 +179,13 @@ mod tests {
         );
         assert_eq!(get("searchCriteria[pageSize]"), Some("300"));
         assert_eq!(get("searchCriteria[currentPage]"), Some("1"));
+    }
+
+    #[test]
+    fn empty_criteria_still_send_a_declared_search_criteria_parameter() {
+        assert_eq!(
+            SearchCriteria::new().to_query(),
+            vec![("searchCriteria[currentPage]".to_string(), "1".to_string())]
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! engine can back it later (DESIGN.md section 10). Schema changes are migration files under
 //! `migrations/`, applied in order by `rusqlite_migration`.
 
+mod operate;
 mod queue;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,33 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Queues one message unless its dedupe key is already queued; true when it was new.
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage,
+    status: &str,
+    at: &str,
+) -> rusqlite::Result<bool> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
+                               payload, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )?;
+    let inserted = insert.execute(params![
+        m.direction,
+        m.entity,
+        m.natural_key,
+        m.version,
+        m.dedupe_key,
+        m.operation,
+        m.payload,
+        status,
+        at
+    ])?;
+    Ok(inserted > 0)
 }
 
 /// The connector's life-cycle states (DESIGN.md section 1).
@@ -159,6 +187,7 @@ pub enum PushCommit {
     Refused(LifecycleState),
 }
 
+pub use operate::{FailedMessage, MappingRow};
 pub use queue::{Delivery, Mapping, QueuedMessage};
 
 pub struct Store {
@@ -209,6 +238,9 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        // Set before the first table exists: lets housekeeping give pages back to the disk.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -290,12 +322,6 @@ impl Store {
         let at = now();
         let mut outcomes = Vec::with_capacity(batches.len());
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
-                                       payload, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )?;
             let mut supersede = tx.prepare_cached(
                 "UPDATE messages SET status = 'skipped', last_error = 'superseded by a newer upsert', updated_at = ?4
                  WHERE entity = ?1 AND natural_key = ?2 AND operation = 'delete'
@@ -309,18 +335,7 @@ impl Store {
             for batch in batches {
                 let mut outcome = EnqueueOutcome::default();
                 for m in batch {
-                    let inserted = insert.execute(params![
-                        m.direction,
-                        m.entity,
-                        m.natural_key,
-                        m.version,
-                        m.dedupe_key,
-                        m.operation,
-                        m.payload,
-                        status,
-                        at
-                    ])?;
-                    if inserted == 0 {
+                    if !insert_message(&tx, m, status, &at)? {
                         outcome.duplicates += 1;
                         continue;
                     }

@@ -236,32 +236,14 @@ impl Store {
         let status = if state == "paused" { "held" } else { "pending" };
         let at = now();
         let mut inserted = 0;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, operation,
-                                       payload, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-                 ON CONFLICT (dedupe_key) DO NOTHING",
-            )?;
-            for m in messages {
-                // Pause holds the direction it names (to Magento); orders keep flowing in.
-                let status = if m.direction == "to_acumatica" {
-                    "pending"
-                } else {
-                    status
-                };
-                inserted += insert.execute(params![
-                    m.direction,
-                    m.entity,
-                    m.natural_key,
-                    m.version,
-                    m.dedupe_key,
-                    m.operation,
-                    m.payload,
-                    status,
-                    at
-                ])? as u64;
-            }
+        for m in messages {
+            // Pause holds the direction it names (to Magento); orders keep flowing in.
+            let status = if m.direction == "to_acumatica" {
+                "pending"
+            } else {
+                status
+            };
+            inserted += u64::from(super::insert_message(&tx, m, status, &at)?);
         }
         if let Some(watermark) = watermark {
             tx.execute(

@@ -41,6 +41,10 @@ pub async fn collect_from_acumatica(
             .min()
             .cloned()
     };
+    // A re-read queues rows again even at versions seen before (a forgotten mapping, a
+    // catch-up): tagged with the time of this read.
+    let reread = (options.full || !catch_ups.is_empty())
+        .then(|| format!("reread-{}", chrono::Utc::now().timestamp_millis()));
     let filter = match &from {
         Some(watermark) => {
             let at = chrono::DateTime::parse_from_rfc3339(watermark)
@@ -83,7 +87,13 @@ pub async fn collect_from_acumatica(
                     if newest.as_ref().is_none_or(|n| &version > n) {
                         newest = Some(version.clone());
                     }
-                    messages.push(collected_message(entity, key, version, row));
+                    messages.push(collected_message(
+                        entity,
+                        key,
+                        version,
+                        row,
+                        reread.as_deref(),
+                    ));
                 }
                 Err(e) => tracing::warn!(gi, "a row of the Generic Inquiry was skipped: {e}"),
             }

@@ -200,6 +200,13 @@ pub async fn run(
         anyhow::Ok(())
     };
     let outcome = crate::acumatica::with_sessions(&acumatica, work).await;
+    if !options.dry_run {
+        // Housekeeping, bounded per run so a run stays short.
+        let retention = config.store.retention_days;
+        if let Err(e) = ctx.store(|s| s.purge(retention, 10_000)) {
+            tracing::warn!("purging old messages failed: {e:#}");
+        }
+    }
     if let Some(id) = run_id {
         let summary = match (&outcome, report.failed_records()) {
             (Err(_), _) => "failed",
@@ -352,12 +359,21 @@ pub fn next_attempt(attempts: u32, max_attempts: u32) -> Option<String> {
     Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-/// A queue message for a row the batch path read.
-pub fn collected_message(entity: Entity, key: String, version: String, row: &Value) -> NewMessage {
+/// A queue message for a row the batch path read. An incremental read queues a version once;
+/// a re-read (`--full`, `resync`, a catch-up) passes its own `reread` tag so that the rows
+/// are queued again — the engine still sends only what differs from the last delivery.
+pub fn collected_message(
+    entity: Entity,
+    key: String,
+    version: String,
+    row: &Value,
+    reread: Option<&str>,
+) -> NewMessage {
+    let tag = reread.map(|t| format!("|{t}")).unwrap_or_default();
     NewMessage {
         direction: entity.direction().as_str(),
         entity: entity.name(),
-        dedupe_key: format!("batch|{}|{key}|{version}", entity.name()),
+        dedupe_key: format!("batch|{}|{key}|{version}{tag}", entity.name()),
         natural_key: key,
         version,
         operation: "upsert",

@@ -109,7 +109,13 @@ pub async fn collect_from_magento(
                     if newest.as_ref().is_none_or(|n| &version > n) {
                         newest = Some(version.clone());
                     }
-                    messages.push(collected_message(entity, id.to_string(), version, row));
+                    messages.push(collected_message(
+                        entity,
+                        id.to_string(),
+                        version,
+                        row,
+                        None,
+                    ));
                 }
                 _ => tracing::warn!(
                     entity = entity.name(),

@@ -94,33 +94,91 @@ pub async fn deliver(
     done
 }
 
-/// Maps the reply's failed items back to the batch: an item failed when its SKU is among a
-/// failure's parameters (Magento names the SKU there).
+/// Maps the reply's failed items back to the batch. Magento names the SKU in a failure's
+/// parameters for an unknown product, but only the field and value for a bad price; a failure
+/// that names no SKU is matched by its value, and one that matches nothing fails the whole
+/// batch (a resend is harmless: prices are absolute).
 fn failed_items(chunk: &[Value], reply: &Value) -> BatchResult {
     let failures = reply.as_array().cloned().unwrap_or_default();
-    chunk
-        .iter()
-        .map(|item| {
-            let sku = item["sku"].as_str().unwrap_or_default();
-            let failure = failures.iter().find(|f| {
-                f.get("parameters")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(sku)))
-            });
-            match failure {
-                None => Ok(()),
-                Some(f) => Err(format!(
-                    "Magento refused the price of {sku}: {}",
-                    crate::magento::error_message(&f.to_string())
-                )),
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let params_of = |f: &Value| -> Vec<String> {
+        match f.get("parameters") {
+            Some(Value::Array(ps)) => ps.iter().map(text).collect(),
+            Some(Value::Object(map)) => map.values().map(text).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let describe = |f: &Value| crate::magento::error_message(&f.to_string());
+    let mut results: BatchResult = vec![Ok(()); chunk.len()];
+    for failure in &failures {
+        let params = params_of(failure);
+        let by_sku: Vec<usize> = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| {
+                item["sku"]
+                    .as_str()
+                    .is_some_and(|sku| params.iter().any(|p| p == sku))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let matched = if !by_sku.is_empty() {
+            by_sku
+        } else {
+            let by_value: Vec<usize> = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| {
+                    item["price"].as_f64().is_some_and(|price| {
+                        params
+                            .iter()
+                            .any(|p| p.parse::<f64>().is_ok_and(|v| (v - price).abs() < 1e-9))
+                    })
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if by_value.is_empty() {
+                (0..chunk.len()).collect()
+            } else {
+                by_value
             }
-        })
-        .collect()
+        };
+        for i in matched {
+            let sku = chunk[i]["sku"].as_str().unwrap_or_default();
+            results[i] = Err(format!(
+                "Magento refused the price of {sku}: {}",
+                describe(failure)
+            ));
+        }
+    }
+    results
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_without_a_sku_is_matched_by_its_value_or_fails_the_batch() {
+        let chunk = vec![
+            json!({"sku": "A", "price": 1.0}),
+            json!({"sku": "B", "price": 7.5}),
+        ];
+        let reply = json!([{"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": ["Price", "7.5"]}]);
+        let results = failed_items(&chunk, &reply);
+        assert!(results[0].is_ok());
+        assert!(
+            results[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("Invalid attribute Price = 7.5.")
+        );
+        let unknown = json!([{"message": "Something went wrong.", "parameters": []}]);
+        assert!(failed_items(&chunk, &unknown).iter().all(Result::is_err));
+    }
 
     #[test]
     fn failures_are_matched_to_their_sku() {

@@ -1,0 +1,204 @@
+//! `connector demo`: the whole product against the sandbox, in one process and one command —
+//! what a new user runs first. Every step calls the same library code the commands call.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::acumatica::AcumaticaClient;
+use crate::config::Config;
+use crate::receiver::{self, ReceiverSettings};
+use crate::sandbox::{Sandbox, SandboxOptions, config_file};
+use crate::store::Store;
+use crate::sync::{self, Silent, SyncOptions};
+
+/// Where the demo's lines go (stdout for the command; a buffer for tests).
+pub trait Narrator {
+    fn step(&self, text: &str);
+}
+
+/// Prints each step.
+pub struct Stdout;
+
+impl Narrator for Stdout {
+    fn step(&self, text: &str) {
+        println!("{text}");
+    }
+}
+
+async fn get_json(url: &str) -> anyhow::Result<Value> {
+    Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+}
+
+async fn post_json(url: &str, body: Value) -> anyhow::Result<Value> {
+    let response = reqwest::Client::new().post(url).json(&body).send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    anyhow::ensure!(status.is_success(), "POST {url}: {status} {text}");
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The price Magento shows for `sku`.
+async fn magento_price(sandbox: &Sandbox, sku: &str) -> anyhow::Result<Option<f64>> {
+    let state = get_json(&format!("{}/__sandbox/state", sandbox.magento_url)).await?;
+    Ok(state["products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["sku"] == sku)
+        .and_then(|p| p["price"].as_f64()))
+}
+
+/// Waits until the receiver has queued something (push notifications are asynchronous).
+async fn wait_for_queue(config: &Config, status: &str) -> anyhow::Result<u64> {
+    for _ in 0..100 {
+        let counts = Store::open(&config.store.path)?.queue_counts()?;
+        let n = if status == "held" {
+            counts.held
+        } else {
+            counts.pending
+        };
+        if n > 0 {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("no push notification arrived within 5 s")
+}
+
+async fn run_sync(config: &Config) -> anyhow::Result<sync::RunReport> {
+    sync::run(config, &SyncOptions::default(), &Silent).await
+}
+
+/// The demo checks what it shows: a wrong price fails it.
+fn expect(shown: f64, wanted: f64, when: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (shown - wanted).abs() < 0.005,
+        "the demo expected Magento to show {wanted:.2} {when}, but it shows {shown:.2}"
+    );
+    Ok(())
+}
+
+fn delivered(report: &sync::RunReport) -> u64 {
+    report.entities.values().map(|c| c.delivered).sum()
+}
+
+/// Runs the demo in a temporary folder; leaves nothing running.
+pub async fn run(out: &dyn Narrator) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("connector-demo-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    out.step("connector demo: the whole life cycle against a simulated Acumatica and Magento on this machine.\n");
+
+    let sandbox = Sandbox::start(SandboxOptions::default()).await?;
+    out.step(&format!(
+        " 1. Simulated Acumatica at {} and Magento at {}",
+        sandbox.acumatica_url, sandbox.magento_url
+    ));
+    let receiver_addr = config_file::free_loopback_port()?;
+    let config_path = dir.path().join("connector.toml");
+    config_file::write_new(&config_path, &config_file::render(&sandbox, receiver_addr))?;
+    let config = Config::load(&config_path)?;
+    out.step(&format!(
+        " 2. Configuration written to {}",
+        config_path.display()
+    ));
+
+    let listener = receiver::start(ReceiverSettings::from_config(&config, None)?).await?;
+    out.step(&format!(
+        " 3. connector listen: receiving Acumatica's push notifications at http://{}/push",
+        listener.addr
+    ));
+
+    let acumatica = AcumaticaClient::new(&config)?;
+    let init = crate::lifecycle::init(&config, &acumatica, false, &|_| {}).await?;
+    out.step(&format!(
+        " 4. connector init --yes: {} objects created in Acumatica (endpoint, Generic Inquiries, Push Notifications, schedule); state {}",
+        init.created, init.state
+    ));
+
+    let first = run_sync(&config).await?;
+    let count = |name: &str| first.entities.get(name).map(|c| c.delivered).unwrap_or(0);
+    out.step(&format!(
+        " 5. connector sync: first run read the catalogue — {} products, {} prices, {} stock levels delivered to Magento",
+        count("items"),
+        count("prices"),
+        count("inventory")
+    ));
+
+    let state = get_json(&format!("{}/__sandbox/state", sandbox.acumatica_url)).await?;
+    let sku = state["entities"]["stock_items"][0]["InventoryID"]
+        .as_str()
+        .context("the sandbox has no stock item")?
+        .to_string();
+    let before = magento_price(&sandbox, &sku).await?.unwrap_or_default();
+    let new_price = ((before * 0.9) * 100.0).round() / 100.0;
+    post_json(
+        &format!("{}/__sandbox/items/{sku}", sandbox.acumatica_url),
+        serde_json::json!({ "price": new_price }),
+    )
+    .await?;
+    let queued = wait_for_queue(&config, "pending").await?;
+    out.step(&format!(
+        " 6. In Acumatica, {sku}'s price changes {before:.2} -> {new_price:.2}: a push notification arrives, {queued} message(s) queued"
+    ));
+    let report = run_sync(&config).await?;
+    let shown = magento_price(&sandbox, &sku).await?.unwrap_or_default();
+    expect(shown, new_price, "after the push and sync")?;
+    out.step(&format!(
+        " 7. connector sync: {} delivered; Magento now shows {sku} at {shown:.2}",
+        delivered(&report)
+    ));
+
+    crate::lifecycle::pause(&config)?;
+    let paused_price = ((new_price * 0.9) * 100.0).round() / 100.0;
+    post_json(
+        &format!("{}/__sandbox/items/{sku}", sandbox.acumatica_url),
+        serde_json::json!({ "price": paused_price }),
+    )
+    .await?;
+    let held = wait_for_queue(&config, "held").await?;
+    run_sync(&config).await?;
+    let still = magento_price(&sandbox, &sku).await?.unwrap_or_default();
+    expect(still, new_price, "while paused")?;
+    out.step(&format!(
+        " 8. connector deactivate --pause; the price changes again to {paused_price:.2}: {held} message(s) held, Magento still shows {still:.2}"
+    ));
+
+    let activated = crate::lifecycle::activate(&config, &acumatica, true).await?;
+    let report = run_sync(&config).await?;
+    let shown = magento_price(&sandbox, &sku).await?.unwrap_or_default();
+    expect(shown, paused_price, "after activate and sync")?;
+    out.step(&format!(
+        " 9. connector activate: {} held message(s) released; connector sync: {} delivered; Magento shows {shown:.2}",
+        activated.released,
+        delivered(&report)
+    ));
+
+    let stopped = crate::lifecycle::stop(&config, &acumatica).await?;
+    out.step(&format!(
+        "10. connector deactivate --stop: {} push notifications and schedules set inactive in Acumatica",
+        stopped.objects.len()
+    ));
+    let store = Store::open(&config.store.path)?;
+    let lifecycle = store.lifecycle()?;
+    let queue = store.queue_counts()?;
+    out.step(&format!(
+        "11. connector status: {} since {}; {} delivered, {} pending, {} failed",
+        lifecycle.state.as_str(),
+        lifecycle.since,
+        queue.delivered,
+        queue.pending,
+        queue.failed + queue.dead
+    ));
+
+    listener.stop().await?;
+    sandbox.shutdown().await;
+    out.step(
+        "\nDone: the receiver and both simulated systems are stopped; nothing is left running.",
+    );
+    out.step("Next: `connector sandbox --write-config sandbox.toml` keeps them running for your own tries.");
+    Ok(())
+}
