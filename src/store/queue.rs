@@ -230,7 +230,12 @@ impl Store {
         messages: &[super::NewMessage],
         watermark: Option<&str>,
     ) -> rusqlite::Result<(u64, &'static str)> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: this transaction reads, then writes. A deferred one would fail at once
+        // with SQLITE_BUSY (busy_timeout does not apply to a read lock's upgrade) whenever the
+        // receiver and a sync write the store at the same moment.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let state: String =
             tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
         let status = if state == "paused" { "held" } else { "pending" };
