@@ -52,6 +52,112 @@ pub struct Config {
     pub entities: EntitiesConfig,
     pub items: ItemsConfig,
     pub inventory: InventoryConfig,
+    pub orders: OrdersConfig,
+    pub customers: CustomersConfig,
+    pub shipments: ShipmentsConfig,
+}
+
+/// How Magento's taxes reach the Acumatica order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxMode {
+    /// Acumatica's automatic calculation switched off; Magento's tax carried as one tax line.
+    Carry,
+    /// Acumatica calculates with a tax zone; the total may then differ from Magento's.
+    TaxZone,
+}
+
+/// `[orders]`: how a Magento order becomes an Acumatica sales order.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersConfig {
+    /// Acumatica order type of imported orders.
+    pub order_type: String,
+    /// Magento order statuses imported (a cancellation of an imported order is always read).
+    pub statuses: Vec<String>,
+    /// Magento store ids whose orders are imported; empty: all.
+    pub store_ids: Vec<u32>,
+    /// Orders younger than this are left for a later run (unpaid orders not imported too early).
+    pub order_import_delay_seconds: u64,
+    /// Magento payment method code -> Acumatica PaymentMethod; unmapped methods send none.
+    pub payment_methods: std::collections::BTreeMap<String, String>,
+    /// "carry" (Magento's tax on the order, automatic calculation off) or "tax_zone".
+    pub tax_mode: TaxMode,
+    /// The Acumatica tax id the carried tax is booked on.
+    pub tax_id: String,
+    /// The tax zone, with tax_mode = "tax_zone".
+    pub tax_zone: Option<String>,
+    /// searchCriteria pageSize of the Magento reads (at most 300).
+    pub page_size: u32,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig {
+            order_type: "SO".into(),
+            statuses: vec!["pending".into(), "processing".into()],
+            store_ids: Vec::new(),
+            order_import_delay_seconds: 0,
+            payment_methods: Default::default(),
+            tax_mode: TaxMode::Carry,
+            tax_id: "MAGENTOTAX".into(),
+            tax_zone: None,
+            page_size: 300,
+        }
+    }
+}
+
+/// Guest orders: one configured customer, or one customer per email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestMode {
+    Customer,
+    PerEmail,
+}
+
+/// `[customers]`: how a Magento customer becomes an Acumatica customer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CustomersConfig {
+    /// Customer class of new customers.
+    pub customer_class: String,
+    /// CustomerID of a new customer: this prefix + the Magento customer id.
+    pub id_prefix: String,
+    /// "per_email" (a customer per guest email, CustomerID guest_prefix + a hash) or
+    /// "customer" (every guest order on `guest_customer_id`).
+    pub guests: GuestMode,
+    pub guest_prefix: String,
+    pub guest_customer_id: Option<String>,
+}
+
+impl Default for CustomersConfig {
+    fn default() -> Self {
+        CustomersConfig {
+            customer_class: "DEFAULT".into(),
+            id_prefix: "MAG".into(),
+            guests: GuestMode::PerEmail,
+            guest_prefix: "MAGG".into(),
+            guest_customer_id: None,
+        }
+    }
+}
+
+/// `[shipments]`: how an Acumatica shipment becomes a Magento shipment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShipmentsConfig {
+    /// Acumatica ShipVia -> Magento carrier code; unmapped: `default_carrier`.
+    pub ship_via: std::collections::BTreeMap<String, String>,
+    pub default_carrier: String,
+}
+
+impl Default for ShipmentsConfig {
+    fn default() -> Self {
+        ShipmentsConfig {
+            ship_via: Default::default(),
+            default_carrier: "custom".into(),
+        }
+    }
 }
 
 /// `[items]`: how a stock item becomes a Magento product.
@@ -217,6 +323,12 @@ struct RawConfig {
     items: ItemsConfig,
     #[serde(default)]
     inventory: InventoryConfig,
+    #[serde(default)]
+    orders: OrdersConfig,
+    #[serde(default)]
+    customers: CustomersConfig,
+    #[serde(default)]
+    shipments: ShipmentsConfig,
 }
 
 #[derive(Deserialize)]
@@ -618,6 +730,84 @@ impl Config {
             ));
         }
 
+        let o = &raw.orders;
+        if o.order_type.trim().is_empty() || o.order_type.len() > 2 {
+            return Err(at(
+                None,
+                Some("orders.order_type".into()),
+                format!(
+                    "{:?} is not an Acumatica order type (two characters, e.g. \"SO\")",
+                    o.order_type
+                ),
+            ));
+        }
+        if o.statuses.is_empty() {
+            return Err(at(
+                None,
+                Some("orders.statuses".into()),
+                "must name at least one Magento order status to import (e.g. \"pending\")".into(),
+            ));
+        }
+        if !(1..=300).contains(&o.page_size) {
+            return Err(at(
+                None,
+                Some("orders.page_size".into()),
+                format!(
+                    "{} is outside 1..=300 (Magento's largest searchCriteria pageSize)",
+                    o.page_size
+                ),
+            ));
+        }
+        if o.tax_mode == TaxMode::TaxZone
+            && o.tax_zone.as_deref().is_none_or(|z| z.trim().is_empty())
+        {
+            return Err(at(
+                None,
+                Some("orders.tax_zone".into()),
+                "tax_mode = \"tax_zone\" needs a tax_zone".into(),
+            ));
+        }
+        if o.tax_mode == TaxMode::Carry && o.tax_id.trim().is_empty() {
+            return Err(at(
+                None,
+                Some("orders.tax_id".into()),
+                "tax_mode = \"carry\" needs the Acumatica tax id the tax is booked on".into(),
+            ));
+        }
+        let c = &raw.customers;
+        if c.customer_class.trim().is_empty() {
+            return Err(at(
+                None,
+                Some("customers.customer_class".into()),
+                "must not be empty".into(),
+            ));
+        }
+        if c.id_prefix.len() > 10 || c.guest_prefix.len() > 10 {
+            return Err(at(
+                None,
+                Some("customers.id_prefix".into()),
+                "prefixes are at most 10 characters (Acumatica's CustomerID is short)".into(),
+            ));
+        }
+        if c.guests == GuestMode::Customer
+            && c.guest_customer_id
+                .as_deref()
+                .is_none_or(|g| g.trim().is_empty())
+        {
+            return Err(at(
+                None,
+                Some("customers.guest_customer_id".into()),
+                "guests = \"customer\" needs the CustomerID every guest order goes to".into(),
+            ));
+        }
+        if raw.shipments.default_carrier.trim().is_empty() {
+            return Err(at(
+                None,
+                Some("shipments.default_carrier".into()),
+                "must not be empty (Magento's generic carrier is \"custom\")".into(),
+            ));
+        }
+
         let store = StoreConfig {
             path: base.join(raw.store.path.get_ref()),
             retention_days: raw.store.retention_days,
@@ -633,6 +823,9 @@ impl Config {
             entities: raw.entities,
             items: raw.items,
             inventory: raw.inventory,
+            orders: raw.orders,
+            customers: raw.customers,
+            shipments: raw.shipments,
         })
     }
 

@@ -92,7 +92,12 @@ pub async fn run(out: &dyn Narrator) -> anyhow::Result<()> {
         .context("cannot create a temporary folder")?;
     out.step("connector demo: the whole life cycle against a simulated Acumatica and Magento on this machine.\n");
 
-    let sandbox = Sandbox::start(SandboxOptions::default()).await?;
+    // No seeded Magento orders: the demo places its own, with a SKU both systems know.
+    let sandbox = Sandbox::start(SandboxOptions {
+        orders: 0,
+        ..SandboxOptions::default()
+    })
+    .await?;
     out.step(&format!(
         " 1. Simulated Acumatica at {} and Magento at {}",
         sandbox.acumatica_url, sandbox.magento_url
@@ -152,6 +157,61 @@ pub async fn run(out: &dyn Narrator) -> anyhow::Result<()> {
         delivered(&report)
     ));
 
+    // Sync part 2: a Magento order reaches Acumatica with the same total; its shipment returns.
+    let order = post_json(
+        &format!("{}/__sandbox/orders", sandbox.magento_url),
+        serde_json::json!({"customer_id": 1, "items": [{"sku": sku, "qty": 2}], "coupon_code": "SAVE10"}),
+    )
+    .await?;
+    let increment = order["increment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    run_sync(&config).await?;
+    let state = get_json(&format!("{}/__sandbox/state", sandbox.acumatica_url)).await?;
+    let imported = state["entities"]["sales_orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["CustomerOrder"] == increment.as_str())
+        .cloned()
+        .with_context(|| format!("Magento order {increment} did not reach Acumatica"))?;
+    let grand_total = order["grand_total"].as_f64().unwrap_or_default();
+    let total = imported["OrderTotal"].as_f64().unwrap_or_default();
+    anyhow::ensure!(
+        (grand_total - total).abs() < 0.005,
+        "the demo expected the Acumatica order total {total:.2} to equal Magento's {grand_total:.2}"
+    );
+    let order_nbr = imported["OrderNbr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    out.step(&format!(
+        " 8. A Magento order {increment} (grand total {grand_total:.2}); connector sync: Acumatica sales order {order_nbr} for customer {}, total {total:.2}",
+        imported["CustomerID"].as_str().unwrap_or_default()
+    ));
+    post_json(
+        &format!("{}/__sandbox/shipments", sandbox.acumatica_url),
+        serde_json::json!({"order_nbr": order_nbr, "tracking_numbers": ["1Z999AA10123456784"],
+                           "ship_via": "UPS", "confirm": true}),
+    )
+    .await?;
+    run_sync(&config).await?;
+    let state = get_json(&format!("{}/__sandbox/state", sandbox.magento_url)).await?;
+    let shipments = state["shipments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["order_id"] == order["entity_id"])
+        .count();
+    anyhow::ensure!(
+        shipments == 1,
+        "the demo expected one Magento shipment for order {increment}, found {shipments}"
+    );
+    out.step(&format!(
+        " 9. The warehouse confirms its shipment in Acumatica; connector sync: Magento order {increment} has {shipments} shipment with tracking number 1Z999AA10123456784"
+    ));
+
     crate::lifecycle::pause(&config)?;
     let paused_price = ((new_price * 0.9) * 100.0).round() / 100.0;
     post_json(
@@ -164,7 +224,7 @@ pub async fn run(out: &dyn Narrator) -> anyhow::Result<()> {
     let still = magento_price(&sandbox, &sku).await?.unwrap_or_default();
     expect(still, new_price, "while paused")?;
     out.step(&format!(
-        " 8. connector deactivate --pause; the price changes again to {paused_price:.2}: {held} message(s) held, Magento still shows {still:.2}"
+        "10. connector deactivate --pause; the price changes again to {paused_price:.2}: {held} message(s) held, Magento still shows {still:.2}"
     ));
 
     let activated = crate::lifecycle::activate(&config, &acumatica, true).await?;
@@ -172,21 +232,21 @@ pub async fn run(out: &dyn Narrator) -> anyhow::Result<()> {
     let shown = magento_price(&sandbox, &sku).await?.unwrap_or_default();
     expect(shown, paused_price, "after activate and sync")?;
     out.step(&format!(
-        " 9. connector activate: {} held message(s) released; connector sync: {} delivered; Magento shows {shown:.2}",
+        "11. connector activate: {} held message(s) released; connector sync: {} delivered; Magento shows {shown:.2}",
         activated.released,
         delivered(&report)
     ));
 
     let stopped = crate::lifecycle::stop(&config, &acumatica).await?;
     out.step(&format!(
-        "10. connector deactivate --stop: {} push notifications and schedules set inactive in Acumatica",
+        "12. connector deactivate --stop: {} push notifications and schedules set inactive in Acumatica",
         stopped.objects.len()
     ));
     let store = Store::open(&config.store.path)?;
     let lifecycle = store.lifecycle()?;
     let queue = store.queue_counts()?;
     out.step(&format!(
-        "11. connector status: {} since {}; {} delivered, {} pending, {} failed",
+        "13. connector status: {} since {}; {} delivered, {} pending, {} failed",
         lifecycle.state.as_str(),
         lifecycle.since,
         queue.delivered,

@@ -82,6 +82,8 @@ fn the_demo_walks_the_life_cycle_and_exits_0_leaving_nothing_running() {
     for line in [
         "connector init --yes: 10 objects created",
         "a push notification arrives",
+        "connector sync: Acumatica sales order",
+        "has 1 shipment with tracking number",
         "connector deactivate --pause",
         "message(s) held",
         "connector activate",

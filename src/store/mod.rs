@@ -311,7 +311,12 @@ impl Store {
     /// An upsert supersedes delete candidates of the same record that are not newer (the two
     /// halves of an update split over two requests).
     pub fn commit_pushed(&mut self, batches: &[Vec<NewMessage>]) -> rusqlite::Result<PushCommit> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: this transaction reads, then writes. A deferred one would fail at once
+        // with SQLITE_BUSY (busy_timeout does not apply to a read lock's upgrade) whenever the
+        // receiver and a sync write the store at the same moment.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let state: String =
             tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
         let status = match LifecycleState::parse(&state) {
@@ -500,7 +505,12 @@ impl Store {
 
     /// Moves to `to`, recording the transition and (for `stopped`) the stop time, atomically.
     pub fn transition(&mut self, to: LifecycleState, command: &str) -> rusqlite::Result<Lifecycle> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: this transaction reads, then writes. A deferred one would fail at once
+        // with SQLITE_BUSY (busy_timeout does not apply to a read lock's upgrade) whenever the
+        // receiver and a sync write the store at the same moment.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let from: String =
             tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
         let at = now();

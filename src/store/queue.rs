@@ -189,6 +189,52 @@ impl Store {
             .optional()
     }
 
+    /// Keeps the line mappings (and target) of a record before the engine records its
+    /// delivery, which keeps them (`COALESCE`). Flows that map lines (orders: Magento item_id
+    /// <-> Acumatica line) call it right after the remote write.
+    pub fn save_line_mappings(
+        &self,
+        entity: &str,
+        source_key: &str,
+        target_key: &str,
+        line_mappings: &str,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO mappings (entity, acumatica_key, magento_key, line_mappings, synced_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (entity, acumatica_key) DO UPDATE SET
+                magento_key = excluded.magento_key, line_mappings = excluded.line_mappings",
+            params![entity, source_key, target_key, line_mappings, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The mapping whose other-side key is `target_key`: (source key, mapping).
+    pub fn mapping_by_target(
+        &self,
+        entity: &str,
+        target_key: &str,
+    ) -> rusqlite::Result<Option<(String, Mapping)>> {
+        self.conn
+            .query_row(
+                "SELECT acumatica_key, magento_key, payload_hash, version, line_mappings FROM mappings
+                 WHERE entity = ?1 AND magento_key = ?2",
+                params![entity, target_key],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        Mapping {
+                            target_key: r.get(1)?,
+                            payload_hash: r.get(2)?,
+                            version: r.get(3)?,
+                            line_mappings: r.get(4)?,
+                        },
+                    ))
+                },
+            )
+            .optional()
+    }
+
     /// Moves every held message of `direction` back to pending (activate after pause).
     pub fn release_held(&self, direction: &str) -> rusqlite::Result<usize> {
         self.conn.execute(
@@ -207,13 +253,24 @@ impl Store {
         messages: &[super::NewMessage],
         watermark: Option<&str>,
     ) -> rusqlite::Result<(u64, &'static str)> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: this transaction reads, then writes. A deferred one would fail at once
+        // with SQLITE_BUSY (busy_timeout does not apply to a read lock's upgrade) whenever the
+        // receiver and a sync write the store at the same moment.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let state: String =
             tx.query_row("SELECT state FROM lifecycle WHERE id = 1", [], |r| r.get(0))?;
         let status = if state == "paused" { "held" } else { "pending" };
         let at = now();
         let mut inserted = 0;
         for m in messages {
+            // Pause holds the direction it names (to Magento); orders keep flowing in.
+            let status = if m.direction == "to_acumatica" {
+                "pending"
+            } else {
+                status
+            };
             inserted += u64::from(super::insert_message(&tx, m, status, &at)?);
         }
         if let Some(watermark) = watermark {

@@ -270,6 +270,11 @@ async fn sync_entity(
             // Pause Sync to Magento: collect and hold, write nothing to Magento.
             return Ok(counts);
         }
+    } else {
+        // Magento -> Acumatica (sync part 2): orders and customers are read from Magento on
+        // their updated_at watermark. Pause does not hold this direction.
+        counts.collected =
+            super::magento_collect::collect_from_magento(ctx, entity, options).await?;
     }
 
     // The queue is read in chunks by id, so a first run over a large catalogue never holds

@@ -4,12 +4,20 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::engine::{Context, Outcome, Progress, Record};
-use super::{inventory, items, prices};
+use super::{customers, inventory, items, orders, prices, shipments};
 use crate::entities::Entity;
 
-/// Entities whose flow is built (customers, orders and shipments come with sync part 2).
+/// Entities whose flow is built (customers, orders and shipments: sync part 2).
 pub fn supported(entity: Entity) -> bool {
-    matches!(entity, Entity::Items | Entity::Prices | Entity::Inventory)
+    matches!(
+        entity,
+        Entity::Items
+            | Entity::Prices
+            | Entity::Inventory
+            | Entity::Customers
+            | Entity::Orders
+            | Entity::Shipments
+    )
 }
 
 pub async fn deliver(
@@ -22,6 +30,11 @@ pub async fn deliver(
         Entity::Items => items::deliver(ctx, records, progress).await,
         Entity::Prices => prices::deliver(ctx, records, progress).await,
         Entity::Inventory => inventory::deliver(ctx, records, progress).await,
+        // Sync part 2.
+        Entity::Customers => customers::deliver(ctx, records, progress).await,
+        Entity::Orders => orders::deliver(ctx, records, progress).await,
+        Entity::Shipments => shipments::deliver(ctx, records, progress).await,
+        #[allow(unreachable_patterns)]
         other => records
             .into_iter()
             .map(|r| {

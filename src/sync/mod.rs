@@ -2,11 +2,15 @@
 
 pub mod coalesce;
 pub mod collect;
+pub mod customers;
 pub mod engine;
 pub mod flows;
 pub mod inventory;
 pub mod items;
 pub mod lock;
+pub mod magento_collect;
+pub mod orders;
 pub mod prices;
+pub mod shipments;
 
 pub use engine::{EntityCounts, Progress, RunReport, Silent, SyncOptions, run};
