@@ -232,3 +232,38 @@ fn a_queue_larger_than_one_read_chunk_is_delivered_whole() {
     let status = json_of(&env.connector(&["status", "--json"]).expect_exit(0));
     assert_eq!(status["queue"]["pending"], 0);
 }
+
+/// Colour only on a terminal and never with NO_COLOR: piped output has no escape codes, with
+/// or without NO_COLOR — the help, a usage error, the debug log and a command's output.
+#[test]
+fn piped_output_has_no_colour_codes() {
+    let env = SandboxEnv::start();
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    for no_color in [false, true] {
+        for (args, code) in [
+            (&["--help"][..], 0),
+            (&["frobnicate"][..], 2),
+            (&["status", "--frobnicate"][..], 2),
+            (&["-v", "status"][..], 0),
+            (&["-vv", "doctor"][..], 0),
+        ] {
+            let mut command = env.connector(args);
+            if !no_color {
+                command.cmd.env_remove("NO_COLOR");
+            }
+            let out = command.expect_exit(code);
+            if args[0].starts_with("-v") {
+                assert!(
+                    out.stderr().contains("DEBUG"),
+                    "the debug log is on stderr\n{}",
+                    out.report()
+                );
+            }
+            assert!(
+                !out.stdout().contains("\x1b[") && !out.stderr().contains("\x1b["),
+                "escape codes in piped output (NO_COLOR set: {no_color})\n{}",
+                out.report()
+            );
+        }
+    }
+}
