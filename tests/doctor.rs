@@ -54,6 +54,10 @@ fn a_healthy_setup_passes_every_check() {
     ] {
         line_of(&out, check);
     }
+    // Every session doctor opened was logged out again.
+    let sessions = &env.acumatica_state()["sessions"];
+    assert_eq!(sessions["open_sessions"], 0, "{sessions}");
+    assert_eq!(sessions["logins"], sessions["logouts"], "{sessions}");
     let report = json_of(&env.connector(&["doctor", "--json"]).expect_exit(0));
     assert_eq!(report["fail"], 0, "{report}");
     assert_eq!(report["warn"], 1, "{report}");
@@ -227,4 +231,20 @@ fn bad_doctor_flags_get_one_clear_line() {
         out.report()
     );
     out.one_line_error();
+}
+
+#[test]
+fn a_licence_without_a_free_api_user_slot_fails_the_licence_check() {
+    let env = SandboxEnv::start();
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    env.acumatica_control("limits", json!({ "max_sessions": 0 }));
+    let started = Instant::now();
+    let out = env.connector(&["doctor"]).expect_exit(1);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let line = line_of(&out, "licence");
+    assert!(line.starts_with("FAIL"), "{line}\n{}", out.report());
+    assert!(line.contains("API-user slot"), "{line}");
+    assert!(line_of(&out, "acumatica login").starts_with("FAIL"));
+    // Magento is checked all the same.
+    assert!(line_of(&out, "magento login").starts_with("OK"));
 }
