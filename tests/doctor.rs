@@ -100,9 +100,12 @@ fn a_wrong_magento_token_fails_without_printing_any_secret() {
     }
 }
 
-/// Deletes one push notification and its Generic Inquiry through the connector's endpoint,
-/// as an administrator would on the screens.
-fn delete_in_acumatica(env: &SandboxEnv, objects: &[(&str, &str)]) {
+/// Changes objects through the connector's endpoint, as an administrator would on the
+/// screens: `(method, entity, name, body)`; a DELETE has no body.
+fn edit_in_acumatica(
+    env: &SandboxEnv,
+    edits: Vec<(reqwest::Method, &'static str, &'static str, Value)>,
+) {
     let base = env.sandbox.acumatica_url.clone();
     let creds = env.sandbox.credentials();
     env.block_on(async move {
@@ -122,18 +125,18 @@ fn delete_in_acumatica(env: &SandboxEnv, objects: &[(&str, &str)]) {
             .await
             .unwrap();
         assert!(login.status().is_success(), "login: {}", login.status());
-        for (entity, name) in objects {
-            let reply = http
-                .delete(format!(
-                    "{base}/entity/MCConnector/24.200.001/{entity}/{name}"
-                ))
-                .send()
-                .await
-                .unwrap();
+        for (method, entity, name, body) in edits {
+            let url = format!("{base}/entity/MCConnector/24.200.001/{entity}");
+            let request = if method == reqwest::Method::DELETE {
+                http.delete(format!("{url}/{name}"))
+            } else {
+                http.request(method.clone(), url).json(&body)
+            };
+            let reply = request.send().await.unwrap();
             let status = reply.status();
             assert!(
                 status.is_success(),
-                "DELETE {entity} {name}: {status} {}",
+                "{method} {entity} {name}: {status} {}",
                 reply.text().await.unwrap_or_default()
             );
         }
@@ -148,11 +151,21 @@ fn delete_in_acumatica(env: &SandboxEnv, objects: &[(&str, &str)]) {
 fn an_object_deleted_in_acumatica_after_init_is_drift() {
     let env = SandboxEnv::start();
     env.connector(&["init", "--yes"]).expect_exit(0);
-    delete_in_acumatica(
+    let delete = reqwest::Method::DELETE;
+    edit_in_acumatica(
         &env,
-        &[
-            ("PushNotification", "MC-prices"),
-            ("GenericInquiry", "MC-prices"),
+        vec![
+            (delete.clone(), "PushNotification", "MC-prices", Value::Null),
+            (delete, "GenericInquiry", "MC-prices", Value::Null),
+            (
+                reqwest::Method::PUT,
+                "PushNotification",
+                "MC-items",
+                json!({
+                    "DestinationName": {"value": "MC-items"},
+                    "Address": {"value": "http://127.0.0.1:9/elsewhere"},
+                }),
+            ),
         ],
     );
     let out = env.connector(&["doctor"]).expect_exit(1);
@@ -163,6 +176,12 @@ fn an_object_deleted_in_acumatica_after_init_is_drift() {
     assert!(line.contains("run `connector init`"), "{line}");
     assert!(line_of(&out, "push notification MC-prices").starts_with("FAIL"));
     assert!(line_of(&out, "generic inquiry MC-items").starts_with("OK"));
+    let changed = line_of(&out, "push notification MC-items");
+    assert!(changed.starts_with("FAIL"), "{changed}");
+    assert!(
+        changed.contains("changed in Acumatica: address differ"),
+        "{changed}"
+    );
     // init repairs it; doctor agrees.
     env.connector(&["init", "--yes"]).expect_exit(0);
     env.connector(&["doctor"]).expect_exit(0);
@@ -222,6 +241,19 @@ fn bad_doctor_flags_get_one_clear_line() {
     env.connector(&["doctor", "--push-test", "--timeout", "soon"])
         .expect_exit(2)
         .stderr_has("soon");
+    // A secret missing: named, and nothing else is tried.
+    let config = std::fs::read_to_string(env.dir.join("connector.toml")).unwrap();
+    env.dir.write(
+        "connector.toml",
+        config.replace("secret = \"sandbox-receiver-secret\"\n", ""),
+    );
+    let out = env.connector(&["doctor"]).expect_exit(1);
+    let line = line_of(&out, "config");
+    assert!(
+        line.starts_with("FAIL") && line.contains("receiver.secret"),
+        "{line}"
+    );
+    assert_eq!(out.stdout().lines().count(), 2, "{}", out.report());
     // Without a config file: one FAIL line, exit 1.
     let dir = util::TestDir::new();
     let out = dir.command(&["doctor"]).expect_exit(1);
