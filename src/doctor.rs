@@ -178,7 +178,9 @@ pub fn run(config_file: &Path, options: &DoctorOptions) -> DoctorReport {
         .and_then(|s| s.lifecycle().ok())
         .map(|l| l.state)
         .unwrap_or(LifecycleState::Uninitialized);
+    let unreadable = store.is_none() && config.store.path.exists();
     checks.push(match state {
+        _ if unreadable => check("state", Level::Warn, "unknown: the store could not be read"),
         LifecycleState::Active => check("state", Level::Ok, "active"),
         LifecycleState::Paused => {
             check("state", Level::Warn, "paused: changes for Magento are held")
@@ -273,7 +275,7 @@ fn check_store(config: &Config) -> (Vec<Check>, Option<Store>) {
             return (
                 vec![
                     check("store", Level::Fail, e.to_string())
-                        .hint("see docs/troubleshooting.md, \"The state store\""),
+                        .hint("a store written by a newer connector needs that version; a damaged one: restore it from a backup"),
                 ],
                 None,
             );
@@ -310,7 +312,7 @@ fn check_store(config: &Config) -> (Vec<Check>, Option<Store>) {
                 Level::Fail,
                 format!("quick_check: {result}"),
             )
-            .hint("restore the store from a backup (docs/operations.md, \"Backups\")"),
+            .hint("restore the store from a backup"),
         ),
         Err(e) => checks.push(check("store integrity", Level::Fail, e.to_string())),
     }
