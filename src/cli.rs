@@ -64,8 +64,30 @@ pub enum Command {
     Mappings(MappingsArgs),
     /// Queue a full or dated re-read of one entity
     Resync(ResyncArgs),
+    /// Check the configuration, the store, both logins, the objects in Acumatica, the lock,
+    /// the clocks and (with --push-test) a push notification end to end
+    Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also change the connector's test stock item in Acumatica and wait for its push
+    /// notification to reach the store (needs `connector listen` running)
+    #[arg(long)]
+    pub push_test: bool,
+    /// With --push-test: how long to wait for the notification, in seconds
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        requires = "push_test"
+    )]
+    pub timeout: u64,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -232,3 +232,85 @@ fn a_queue_larger_than_one_read_chunk_is_delivered_whole() {
     let status = json_of(&env.connector(&["status", "--json"]).expect_exit(0));
     assert_eq!(status["queue"]["pending"], 0);
 }
+
+/// Colour only on a terminal and never with NO_COLOR: piped output has no escape codes, with
+/// or without NO_COLOR — the help, a usage error, the debug log and a command's output.
+#[test]
+fn piped_output_has_no_colour_codes() {
+    let env = SandboxEnv::start();
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    for no_color in [false, true] {
+        for (args, code) in [
+            (&["--help"][..], 0),
+            (&["frobnicate"][..], 2),
+            (&["status", "--frobnicate"][..], 2),
+            (&["-v", "status"][..], 0),
+            (&["-vv", "doctor"][..], 0),
+        ] {
+            let mut command = env.connector(args);
+            if !no_color {
+                command.cmd.env_remove("NO_COLOR");
+            }
+            let out = command.expect_exit(code);
+            if args[0].starts_with("-v") {
+                assert!(
+                    out.stderr().contains("DEBUG"),
+                    "the debug log is on stderr\n{}",
+                    out.report()
+                );
+            }
+            assert!(
+                !out.stdout().contains("\x1b[") && !out.stderr().contains("\x1b["),
+                "escape codes in piped output (NO_COLOR set: {no_color})\n{}",
+                out.report()
+            );
+        }
+    }
+}
+
+/// On a terminal (util-linux `script` gives the command one) the log and clap's errors are
+/// coloured, and NO_COLOR turns every colour off.
+#[test]
+fn a_terminal_gets_colour_unless_no_color_is_set() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let env = SandboxEnv::start();
+    env.connector(&["init", "--yes"]).expect_exit(0);
+    let on_terminal = |args: &str, no_color: bool| -> String {
+        let mut cmd = std::process::Command::new("script");
+        cmd.current_dir(env.dir.path())
+            .args([
+                "-qec",
+                &format!("{} {args}", env!("CARGO_BIN_EXE_connector")),
+                "/dev/null",
+            ])
+            .stdin(std::process::Stdio::null())
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_LOG")
+            .env_remove("CONNECTOR_CONFIG");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("run script");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in ["-v status", "frobnicate"] {
+        let coloured = on_terminal(args, false);
+        assert!(
+            coloured.contains("\x1b["),
+            "no colour on a terminal: {coloured:?}"
+        );
+        let plain = on_terminal(args, true);
+        assert!(
+            !plain.contains("\x1b["),
+            "colour despite NO_COLOR: {plain:?}"
+        );
+        assert!(!plain.trim().is_empty());
+    }
+}

@@ -5,6 +5,7 @@ mod completions;
 mod confirm;
 mod deactivate;
 mod demo;
+mod doctor;
 mod failed;
 mod history;
 mod init;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mappings(args) => mappings::run(args, &load_config(config_file)?),
         Command::Resync(args) => resync::run(args, &load_config(config_file)?),
         Command::Completions(args) => completions::run(args),
+        Command::Doctor(args) => doctor::run(args, config_file),
     }
 }
 

@@ -202,3 +202,23 @@ impl Store {
             .find(|r| matches!(r.outcome.as_deref(), Some("done") | Some("partial"))))
     }
 }
+
+/// What `connector doctor` reads of the store.
+impl Store {
+    /// SQLite's `quick_check`: "ok", or what is wrong.
+    pub fn integrity_check(&self) -> rusqlite::Result<String> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines.join("; "))
+    }
+
+    /// Messages of one record waiting to be delivered (pending or held): their ids.
+    pub fn waiting_messages_of(&self, natural_key: &str) -> rusqlite::Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM messages WHERE natural_key = ?1 AND status IN ('pending', 'held') ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![natural_key], |r| r.get(0))?;
+        rows.collect()
+    }
+}
