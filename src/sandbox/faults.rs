@@ -99,6 +99,7 @@ pub enum FaultKind {
     Slow,
     /// 401: Acumatica's session expired (the request's session is really ended, so it must
     /// sign in again); Magento's token refused. The handler does not run.
+    #[serde(rename = "401")]
     Unauthorized,
     /// Acumatica's licence refusing a sign-in: 500 "API Login Limit" (use it on the login
     /// route). The handler does not run.

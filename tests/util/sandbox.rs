@@ -47,6 +47,51 @@ impl SandboxEnv {
         }
     }
 
+    /// A sandbox with `options`, `extra_config` appended to connector.toml,
+    /// `connector init --yes` done, and every simple Magento SKU but `missing` added as an
+    /// Acumatica stock item (1,000 on hand in RETAIL): the two systems are seeded
+    /// independently (`SB-0001`… in Magento, `SB00001`… in Acumatica), so orders placed
+    /// with the Magento SKUs can only be imported once Acumatica knows them too.
+    pub fn with_shared_skus(
+        options: SandboxOptions,
+        extra_config: &str,
+        missing: &[&str],
+    ) -> SandboxEnv {
+        let env = SandboxEnv::with(options);
+        env.append_config(extra_config);
+        env.connector(&["init", "--yes"]).expect_exit(0);
+        for product in env.magento_state()["products"].as_array().unwrap() {
+            let sku = product["sku"].as_str().unwrap();
+            if product["type_id"] == "simple" && !missing.contains(&sku) {
+                env.acumatica_control(
+                    &format!("items/{sku}"),
+                    serde_json::json!({"price": product["price"], "description": sku,
+                           "warehouses": {"RETAIL": {"qty_on_hand": 1000, "qty_avail": 1000}}}),
+                );
+            }
+        }
+        env
+    }
+
+    /// Appends `text` to connector.toml.
+    pub fn append_config(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let path = self.dir.join("connector.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(text);
+        std::fs::write(&path, config).unwrap();
+    }
+
+    /// Replaces the first `from` in connector.toml with `to` (panics when it is not there).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let path = self.dir.join("connector.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        assert!(config.contains(from), "connector.toml lacks {from:?}");
+        std::fs::write(&path, config.replacen(from, to, 1)).unwrap();
+    }
+
     /// `connector ARGS…` with this sandbox's config.
     pub fn connector(&self, args: &[&str]) -> TestCommand {
         self.dir.command(args)
