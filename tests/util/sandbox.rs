@@ -153,4 +153,63 @@ impl SandboxEnv {
             body,
         )
     }
+
+    /// The end state every sync must reach: each Acumatica stock item in Magento with its
+    /// price and on-hand total, each Magento order in Acumatica exactly once with its grand
+    /// total, no customer email twice, and no Acumatica session left open.
+    pub fn assert_converged(&self) {
+        let cents = |v: &Value| (v.as_f64().unwrap_or(f64::NAN) * 100.0).round() as i64;
+        let acumatica = self.acumatica_state();
+        let magento = self.magento_state();
+        let products = magento["products"].as_array().unwrap();
+        for item in acumatica["entities"]["stock_items"].as_array().unwrap() {
+            let sku = item["InventoryID"].as_str().unwrap();
+            let p = products
+                .iter()
+                .find(|p| p["sku"] == sku)
+                .unwrap_or_else(|| panic!("{sku} is not in Magento"));
+            assert_eq!(
+                cents(&p["price"]),
+                cents(&item["DefaultPrice"]),
+                "{sku} price"
+            );
+            let qty: f64 = item["WarehouseDetails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
+                .sum();
+            assert_eq!(
+                p["qty_per_source"]["default"].as_f64().unwrap_or(0.0),
+                qty,
+                "{sku} qty"
+            );
+        }
+        let orders = acumatica["entities"]["sales_orders"].as_array().unwrap();
+        for m in magento["orders"].as_array().unwrap() {
+            let inc = &m["increment_id"];
+            let found: Vec<_> = orders
+                .iter()
+                .filter(|o| &o["CustomerOrder"] == inc)
+                .collect();
+            assert_eq!(found.len(), 1, "order {inc} in Acumatica: {found:?}");
+            assert_eq!(
+                cents(&found[0]["OrderTotal"]),
+                cents(&m["grand_total"]),
+                "order {inc} total"
+            );
+        }
+        let emails: Vec<&Value> = acumatica["entities"]["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["Email"])
+            .filter(|e| e.is_string())
+            .collect();
+        for (i, e) in emails.iter().enumerate() {
+            assert!(!emails[..i].contains(e), "customer {e} twice");
+        }
+        let sessions = &acumatica["sessions"];
+        assert_eq!(sessions["open_sessions"], 0, "{sessions}");
+    }
 }
