@@ -7,7 +7,8 @@
 //! happened, the client cannot know).
 //!
 //! Besides those rates, `scripted` faults hit the next matching requests exactly: each names
-//! a route (as counted, e.g. `"PUT /magento/rest/{store}/V1/products/{sku}"`; none: any API
+//! a route (as counted, e.g. `"PUT /magento/rest/{store}/V1/products/{sku}"`, or the request's
+//! own path, e.g. `"PUT /acumatica/entity/Default/24.200.001/SalesOrder"`; none: any API
 //! route), a kind and how many requests it hits (`times`, default 1), and is used up as it
 //! fires — so a test can inject one 503 into one product save, or one slow reply into one
 //! OData read, and then watch the client recover.
@@ -57,7 +58,8 @@ pub struct Faults {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptedFault {
-    /// The route as `request counts` name it (method, space, route template); none: any.
+    /// The route as the request counts name it (method, space, route template), or the
+    /// method and the request's own path; none: any.
     #[serde(default)]
     pub route: Option<String>,
     pub kind: FaultKind,
@@ -198,13 +200,13 @@ impl FaultInjector {
         let _ = self.session_expirer.set(expire);
     }
 
-    /// Takes one use of the first scripted fault matching `route`.
-    fn take_scripted(&self, route: &str) -> Option<ScriptedFault> {
+    /// Takes one use of the first scripted fault matching `route` (template) or `path`.
+    fn take_scripted(&self, route: &str, path: &str) -> Option<ScriptedFault> {
         let mut faults = self.faults.lock().unwrap();
         let index = faults
             .scripted
             .iter()
-            .position(|f| f.route.as_deref().is_none_or(|r| r == route))?;
+            .position(|f| f.route.as_deref().is_none_or(|r| r == route || r == path))?;
         let fault = faults.scripted[index].clone();
         faults.scripted[index].times -= 1;
         if faults.scripted[index].times == 0 {
@@ -241,8 +243,8 @@ impl FaultInjector {
         *self.requests.lock().unwrap().entry(key).or_default() += 1;
     }
 
-    fn decide(&self, route: &str) -> (Duration, Decision) {
-        let scripted = self.take_scripted(route);
+    fn decide(&self, route: &str, path: &str) -> (Duration, Decision) {
+        let scripted = self.take_scripted(route, path);
         let faults = self.faults();
         if let Some(fault) = scripted {
             return (
@@ -287,8 +289,13 @@ impl FaultInjector {
             .unwrap_or_else(|| request.uri().path().to_string());
         let key = format!("{} {}", request.method(), route);
         injector.count(key.clone());
+        // The full path (the system's base path included), as the template has it.
+        let path = match request.extensions().get::<axum::extract::OriginalUri>() {
+            Some(uri) => format!("{} {}", request.method(), uri.path()),
+            None => format!("{} {}", request.method(), request.uri().path()),
+        };
 
-        let (latency, decision) = injector.decide(&key);
+        let (latency, decision) = injector.decide(&key, &path);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
