@@ -106,6 +106,9 @@ struct Figures {
     orders_placed: u32,
     shipments: u32,
     clean_runs: u32,
+    /// API requests the killed runs (and the listener's pushes' follow-ups) made.
+    acumatica_requests_while_killing: u64,
+    magento_requests_while_killing: u64,
 }
 
 /// One random change in Acumatica (a price, a quantity, a new shipment of an imported order)
@@ -210,14 +213,19 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
         ..Default::default()
     };
     options.acumatica.session_idle_timeout_ms = 2_000;
+    // Runs paced at 1,200 requests a minute rather than 600: more work between kills.
+    options.acumatica.requests_per_minute = 2_400;
     let env = SandboxEnv::with_shared_skus(
         options,
+        &[
+            ("requests_per_minute = 600", "requests_per_minute = 1200"),
+            ("batch_size = 100", "batch_size = 10"),
+            // Many attempts: a record failing in every killed run must not go dead.
+            ("max_attempts = 8", "max_attempts = 1000"),
+        ],
         "\n[shipments]\nship_via = { UPS = \"ups\" }\n",
         &[],
     );
-    env.edit_config("batch_size = 100", "batch_size = 10");
-    // Many attempts: a record failing in every killed run must not go dead.
-    env.edit_config("max_attempts = 8", "max_attempts = 1000");
     let skus: Vec<String> = list(&env.acumatica_state()["entities"]["stock_items"])
         .iter()
         .map(|i| i["InventoryID"].as_str().unwrap().to_string())
@@ -244,6 +252,8 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
             .unwrap();
     };
 
+    let acumatica_before = env.acumatica_state()["requests"]["total"].as_u64().unwrap();
+    let magento_before = env.magento_state()["total_requests"].as_u64().unwrap();
     let mut run_ms: u64 = 2_500;
     while figures.sync_kills + figures.listener_kills < kills {
         // Latency on both systems (sometimes none) so that calls are in flight when the kill
@@ -281,6 +291,11 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
             run_ms = (spawned.elapsed().as_millis() as u64).clamp(50, 2_500);
         }
     }
+
+    figures.acumatica_requests_while_killing =
+        env.acumatica_state()["requests"]["total"].as_u64().unwrap() - acumatica_before;
+    figures.magento_requests_while_killing =
+        env.magento_state()["total_requests"].as_u64().unwrap() - magento_before;
 
     // Clean runs until idle: no faults, the listener up, every failed record made due.
     env.acumatica_control("faults", json!({}));

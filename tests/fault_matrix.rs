@@ -55,26 +55,30 @@ enum Expect {
     Unreadable,
 }
 
-/// A sandbox with orders whose SKUs Acumatica knows, short timeouts and a first clean run.
+/// A sandbox with orders whose SKUs Acumatica knows, 1 s request timeouts, and no pacing
+/// worth the name (the licence's requests per minute are not what these tests are about).
 fn started() -> SandboxEnv {
-    let env = SandboxEnv::with_shared_skus(
-        SandboxOptions {
-            items: 3,
-            orders: 2,
-            ..Default::default()
-        },
+    let mut options = SandboxOptions {
+        items: 3,
+        orders: 2,
+        ..Default::default()
+    };
+    options.acumatica.requests_per_minute = 60_000;
+    SandboxEnv::with_shared_skus(
+        options,
+        &[
+            (
+                "requests_per_minute = 600",
+                "requests_per_minute = 30000\ntimeout_secs = 1",
+            ),
+            (
+                "max_concurrent_requests = 8",
+                "max_concurrent_requests = 8\ntimeout_secs = 1",
+            ),
+        ],
         "",
         &[],
-    );
-    env.edit_config(
-        "requests_per_minute = 600",
-        "requests_per_minute = 600\ntimeout_secs = 1",
-    );
-    env.edit_config(
-        "max_concurrent_requests = 8",
-        "max_concurrent_requests = 8\ntimeout_secs = 1",
-    );
-    env
+    )
 }
 
 fn control(env: &SandboxEnv, on: On, body: Value) {

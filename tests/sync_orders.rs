@@ -18,6 +18,7 @@ fn env_with(orders: usize, extra_config: &str, missing: &[&str]) -> SandboxEnv {
             orders,
             ..Default::default()
         },
+        &[],
         extra_config,
         missing,
     )

@@ -47,17 +47,22 @@ impl SandboxEnv {
         }
     }
 
-    /// A sandbox with `options`, `extra_config` appended to connector.toml,
+    /// A sandbox with `options`, connector.toml edited (`edits`: from, to) and
+    /// `extra_config` appended,
     /// `connector init --yes` done, and every simple Magento SKU but `missing` added as an
     /// Acumatica stock item (1,000 on hand in RETAIL): the two systems are seeded
     /// independently (`SB-0001`… in Magento, `SB00001`… in Acumatica), so orders placed
     /// with the Magento SKUs can only be imported once Acumatica knows them too.
     pub fn with_shared_skus(
         options: SandboxOptions,
+        edits: &[(&str, &str)],
         extra_config: &str,
         missing: &[&str],
     ) -> SandboxEnv {
         let env = SandboxEnv::with(options);
+        for (from, to) in edits {
+            env.edit_config(from, to);
+        }
         env.append_config(extra_config);
         env.connector(&["init", "--yes"]).expect_exit(0);
         for product in env.magento_state()["products"].as_array().unwrap() {
