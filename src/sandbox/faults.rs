@@ -519,18 +519,26 @@ mod tests {
             _ => None,
         };
         // The route's own fault first, twice; then the catch-all once; then nothing.
+        let decide = |route: &str, path: &str| kind(injector.decide(route, path).1);
         assert_eq!(
-            kind(injector.decide("PUT /p/{sku}").1),
+            decide("PUT /p/{sku}", "PUT /p/A"),
             Some(FaultKind::Status503)
         );
-        assert_eq!(kind(injector.decide("GET /other").1), Some(FaultKind::Drop));
+        assert_eq!(decide("GET /other", "GET /other"), Some(FaultKind::Drop));
         assert_eq!(
-            kind(injector.decide("PUT /p/{sku}").1),
+            decide("PUT /p/{sku}", "PUT /p/B"),
             Some(FaultKind::Status503)
         );
-        assert_eq!(kind(injector.decide("PUT /p/{sku}").1), None);
-        assert_eq!(kind(injector.decide("GET /other").1), None);
+        assert_eq!(decide("PUT /p/{sku}", "PUT /p/C"), None);
+        assert_eq!(decide("GET /other", "GET /other"), None);
         assert!(injector.faults().scripted.is_empty());
+        // A request's own path names one record's route.
+        injector.set_faults(Faults {
+            scripted: vec![scripted(Some("PUT /p/B"), FaultKind::Slow, 1)],
+            ..Faults::default()
+        });
+        assert_eq!(decide("PUT /p/{sku}", "PUT /p/A"), None);
+        assert_eq!(decide("PUT /p/{sku}", "PUT /p/B"), Some(FaultKind::Slow));
     }
 
     #[test]
