@@ -27,6 +27,8 @@ use util::sandbox::SandboxEnv;
 const M_PRODUCT_PUT: &str = "PUT /magento/rest/{store}/V1/products/{sku}";
 const M_ORDERS: &str = "GET /magento/rest/{store}/V1/orders";
 const M_PRICES: &str = "POST /magento/rest/{store}/V1/products/base-prices";
+/// Shipping an order: not idempotent (a resend is a second shipment).
+const M_SHIP: &str = "POST /magento/rest/{store}/V1/order/{id}/ship";
 const A_PUT: &str = "PUT /acumatica/entity/Default/24.200.001/{entity}";
 /// A sales order's PUT: its key (OrderNbr) is numbered by Acumatica, so a blind resend would
 /// create a second order — the write where a cut-off reply is most dangerous.
@@ -122,6 +124,17 @@ fn undelivered(env: &SandboxEnv) -> Vec<(String, String, String, String)> {
 fn cell(on: On, route: Option<&str>, fault: Value, expect: Expect, says: &[&str]) {
     let started_at = Instant::now();
     let env = started();
+    // A shipment cell needs an imported order and its confirmed shipment first.
+    let shipment = (route == Some(M_SHIP)).then(|| {
+        env.connector(&["sync", "--entity", "customers", "--entity", "orders"])
+            .expect_exit(0);
+        let order = env.acumatica_state()["entities"]["sales_orders"][0]["OrderNbr"].clone();
+        let reply = env.acumatica_control(
+            "shipments",
+            json!({"order_nbr": order, "tracking_numbers": ["TRK-1"], "confirm": true}),
+        );
+        reply["shipment_nbr"].as_str().unwrap().to_string()
+    });
     let mut scripted = fault;
     if let Some(route) = route {
         scripted["route"] = json!(route);
@@ -183,6 +196,18 @@ fn cell(on: On, route: Option<&str>, fault: Value, expect: Expect, says: &[&str]
     assert_eq!(again.output.status.code(), Some(0), "{}", again.report());
     assert!(undelivered(&env).is_empty(), "{:?}", undelivered(&env));
     env.assert_converged();
+    if let Some(nbr) = shipment {
+        let title = format!("Acumatica shipment {nbr}");
+        let shipments = env.magento_state()["shipments"].clone();
+        let n = shipments
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["tracks"].as_array().cloned().unwrap_or_default())
+            .filter(|t| t["title"] == title.as_str())
+            .count();
+        assert_eq!(n, 1, "shipment {nbr} in Magento: {shipments:#}");
+    }
     let sessions = &env.acumatica_state()["sessions"];
     assert_eq!(sessions["limit_violations"], 0, "{sessions}");
     eprintln!("cell done in {:?}", started_at.elapsed());
@@ -224,6 +249,13 @@ matrix! {
     // Integration tokens never expire: a 401 is a revoked token or a missing ACL resource.
     magento_401_ends_the_run_with_one_error_line:
         Magento, None, {"kind": "401"}, FailsRun, ["Magento", "401"];
+    // Shipping is not idempotent: the shipment fails (or is found by the retry's look-up
+    // first) and the next run looks before it posts — never a second shipment.
+    magento_dropped_connection_on_a_shipment_creates_no_second_one:
+        Magento, Some(M_SHIP), {"kind": "drop"}, RecoversOrFailsRecord, ["connection", "reply"];
+    magento_reply_slower_than_the_timeout_on_a_shipment_creates_no_second_one:
+        Magento, Some(M_SHIP), {"kind": "slow", "delay_ms": 2500}, RecoversOrFailsRecord,
+        ["timed out", "timeout"];
     magento_deadlock_400_recovers:
         Magento, Some(M_PRODUCT_PUT), {"kind": "deadlock"}, Recovers, [];
     magento_malformed_json_fails_clearly:
