@@ -235,6 +235,9 @@ pub struct AcumaticaConfig {
     pub max_sessions: u32,
     pub max_concurrent_requests: u32,
     pub requests_per_minute: u32,
+    /// How long one request may take, reply included, before it is abandoned (and retried
+    /// when that is safe).
+    pub timeout_secs: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -263,6 +266,8 @@ pub struct MagentoConfig {
     pub inventory_api: InventoryApi,
     pub inventory_source: String,
     pub max_concurrent_requests: u32,
+    /// How long one request may take, reply included, before it is abandoned.
+    pub timeout_secs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -371,6 +376,9 @@ fn default_acumatica_concurrency() -> Spanned<u32> {
 fn default_requests_per_minute() -> Spanned<u32> {
     Spanned::new(0..0, 300)
 }
+fn default_timeout_secs() -> Spanned<u32> {
+    Spanned::new(0..0, 120)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,6 +406,8 @@ struct RawAcumatica {
     max_concurrent_requests: Spanned<u32>,
     #[serde(default = "default_requests_per_minute")]
     requests_per_minute: Spanned<u32>,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: Spanned<u32>,
 }
 
 fn default_store_code() -> String {
@@ -434,6 +444,8 @@ struct RawMagento {
     inventory_source: String,
     #[serde(default = "default_magento_concurrency")]
     max_concurrent_requests: Spanned<u32>,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: Spanned<u32>,
 }
 
 fn default_receiver_listen() -> Spanned<String> {
@@ -634,6 +646,7 @@ impl Config {
                 &a.requests_per_minute,
                 "acumatica.requests_per_minute",
             )?,
+            timeout_secs: at_least_one(&a.timeout_secs, "acumatica.timeout_secs")?,
         };
         if acumatica.auth == AcumaticaAuth::Oauth2 && acumatica.client_id.is_none() {
             return Err(at(
@@ -658,6 +671,7 @@ impl Config {
                 &m.max_concurrent_requests,
                 "magento.max_concurrent_requests",
             )?,
+            timeout_secs: at_least_one(&m.timeout_secs, "magento.timeout_secs")?,
         };
 
         let r = raw.receiver;

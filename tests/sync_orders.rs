@@ -13,28 +13,15 @@ use util::sandbox::SandboxEnv;
 /// `connector init --yes` done, and every Magento SKU but `missing` as an Acumatica stock item
 /// (Acumatica owns the catalogue; the sandboxes are seeded independently).
 fn env_with(orders: usize, extra_config: &str, missing: &[&str]) -> SandboxEnv {
-    let env = SandboxEnv::with(connector::sandbox::SandboxOptions {
-        orders,
-        ..Default::default()
-    });
-    if !extra_config.is_empty() {
-        let path = env.dir.join("connector.toml");
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str(extra_config);
-        std::fs::write(&path, text).unwrap();
-    }
-    env.connector(&["init", "--yes"]).expect_exit(0);
-    for product in env.magento_state()["products"].as_array().unwrap() {
-        let sku = product["sku"].as_str().unwrap();
-        if product["type_id"] == "simple" && !missing.contains(&sku) {
-            env.acumatica_control(
-                &format!("items/{sku}"),
-                json!({"price": product["price"], "description": sku,
-                       "warehouses": {"RETAIL": {"qty_on_hand": 1000, "qty_avail": 1000}}}),
-            );
-        }
-    }
-    env
+    SandboxEnv::with_shared_skus(
+        connector::sandbox::SandboxOptions {
+            orders,
+            ..Default::default()
+        },
+        &[],
+        extra_config,
+        missing,
+    )
 }
 
 /// `sync --entity …` with the expected exit code; returns the JSON report.

@@ -134,7 +134,7 @@ impl AcumaticaClient {
             .map(|_| {
                 let http = reqwest::Client::builder()
                     .cookie_store(true)
-                    .timeout(Duration::from_secs(120))
+                    .timeout(Duration::from_secs(a.timeout_secs.into()))
                     .connect_timeout(Duration::from_secs(15))
                     .user_agent(concat!("connector/", env!("CARGO_PKG_VERSION")))
                     .build()?;
@@ -447,8 +447,16 @@ impl AcumaticaClient {
                     // Acumatica's own (PX.Data.PXException…): the action's verdict. A
                     // System.* exception or a proxy page is still a failure to ask again.
                     .is_some_and(|t| t.starts_with("PX."));
+            // A deadlock victim's transaction was rolled back: nothing happened, so asking
+            // again is safe for any request (SQL Server's "deadlocked on lock resources …
+            // Rerun the transaction", whatever status Acumatica wraps it in).
+            let deadlock = (status == StatusCode::BAD_REQUEST || status.is_server_error())
+                && error_message(&text)
+                    .to_ascii_lowercase()
+                    .contains("deadlock");
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
                 || login_limit
+                || deadlock
                 || (status.is_server_error() && idempotent && !missing && !action_failed);
             if retryable && attempt < self.backoff.attempts {
                 let wait = self.backoff.delay(attempt, retry_after(&headers));

@@ -79,7 +79,7 @@ impl MagentoClient {
             },
         };
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
+            .timeout(Duration::from_secs(m.timeout_secs.into()))
             .connect_timeout(Duration::from_secs(15))
             .user_agent(concat!("connector/", env!("CARGO_PKG_VERSION")))
             .build()?;

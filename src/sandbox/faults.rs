@@ -5,10 +5,17 @@
 //! say, delays it, answers it with a server error or a 429, or lets the handler run and then
 //! cuts the connection before the reply is complete (the nastiest case for a client: the write
 //! happened, the client cannot know).
+//!
+//! Besides those rates, `scripted` faults hit the next matching requests exactly: each names
+//! a route (as counted, e.g. `"PUT /magento/rest/{store}/V1/products/{sku}"`, or the request's
+//! own path, e.g. `"PUT /acumatica/entity/Default/24.200.001/SalesOrder"`; none: any API
+//! route), a kind and how many requests it hits (`times`, default 1), and is used up as it
+//! fires — so a test can inject one 503 into one product save, or one slow reply into one
+//! OData read, and then watch the client recover.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -43,6 +50,88 @@ pub struct Faults {
     pub retry_after_secs: Option<u64>,
     /// Fraction whose handler runs and whose connection is then cut mid-reply.
     pub drop_rate: f64,
+    /// Faults for the next matching requests, in order; each is used up as it fires.
+    pub scripted: Vec<ScriptedFault>,
+}
+
+/// One scripted fault: what the next `times` requests on `route` get.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedFault {
+    /// The route as the request counts name it (method, space, route template), or the
+    /// method and the request's own path; none: any.
+    #[serde(default)]
+    pub route: Option<String>,
+    pub kind: FaultKind,
+    /// `Retry-After` seconds on a 429 or 503; none: no header.
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+    /// `slow`: how long the reply is held back after the handler ran.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// How many matching requests it hits.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a scripted fault answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The application's own 500 (the system's error body); the handler does not run.
+    #[serde(rename = "500")]
+    Status500,
+    /// A proxy's 502 HTML page; the handler does not run.
+    #[serde(rename = "502")]
+    Status502,
+    /// A proxy's 503 HTML page (with `Retry-After` when set); the handler does not run.
+    #[serde(rename = "503")]
+    Status503,
+    /// 429 with the system's body (with `Retry-After` when set); the handler does not run.
+    #[serde(rename = "429")]
+    Status429,
+    /// The handler runs, then the connection is cut mid-reply.
+    Drop,
+    /// The handler runs, then the reply is held back `delay_ms` (longer than the client
+    /// waits: the write happened, the client timed out).
+    Slow,
+    /// 401: Acumatica's session expired (the request's session is really ended, so it must
+    /// sign in again); Magento's token refused. The handler does not run.
+    #[serde(rename = "401")]
+    Unauthorized,
+    /// Acumatica's licence refusing a sign-in: 500 "API Login Limit" (use it on the login
+    /// route). The handler does not run.
+    LoginLimit,
+    /// A database deadlock the application reports as 400 (Magento: "Database deadlock
+    /// found when trying to get lock"; Acumatica: SQL Server's deadlock-victim message).
+    /// The handler does not run: the transaction was rolled back.
+    Deadlock,
+    /// The handler runs; its reply is replaced by a 200 whose JSON body is cut short.
+    MalformedJson,
+    /// The handler runs; its reply is replaced by a 200 with well-formed JSON of the wrong
+    /// shape (a list where an object is expected, an object where a list is).
+    WrongShape,
+}
+
+impl FaultKind {
+    /// The counter an injected fault of this kind is noted under.
+    fn counter(self) -> &'static str {
+        match self {
+            FaultKind::Status500 | FaultKind::Status502 | FaultKind::Status503 => "server_error",
+            FaultKind::Status429 => "rate_limited",
+            FaultKind::Drop => "dropped",
+            FaultKind::Slow => "slow",
+            FaultKind::Unauthorized => "unauthorized",
+            FaultKind::LoginLimit => "login_limit",
+            FaultKind::Deadlock => "deadlock",
+            FaultKind::MalformedJson => "malformed_json",
+            FaultKind::WrongShape => "wrong_shape",
+        }
+    }
 }
 
 impl Faults {
@@ -54,6 +143,14 @@ impl Faults {
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
+            }
+        }
+        for (i, f) in self.scripted.iter().enumerate() {
+            if f.times == 0 {
+                return Err(format!("scripted[{i}].times must be at least 1"));
+            }
+            if f.kind == FaultKind::Slow && f.delay_ms == 0 {
+                return Err(format!("scripted[{i}]: a slow reply needs delay_ms"));
             }
         }
         Ok(())
@@ -68,13 +165,18 @@ pub struct FaultInjector {
     requests: Mutex<BTreeMap<String, u64>>,
     injected: Mutex<BTreeMap<&'static str, u64>>,
     total: AtomicU64,
+    /// Ends the session a request signed in with (the system installs it): a scripted 401.
+    session_expirer: OnceLock<SessionExpirer>,
 }
+
+type SessionExpirer = Box<dyn Fn(&axum::http::HeaderMap) + Send + Sync>;
 
 enum Decision {
     Pass,
     ServerError(u16),
     RateLimited,
     Drop,
+    Scripted(ScriptedFault),
 }
 
 impl FaultInjector {
@@ -89,7 +191,28 @@ impl FaultInjector {
             requests: Mutex::new(BTreeMap::new()),
             injected: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(0),
+            session_expirer: OnceLock::new(),
         })
+    }
+
+    /// How a scripted 401 ends the request's session (Acumatica's sessions live in its sim).
+    pub fn on_session_expired(&self, expire: SessionExpirer) {
+        let _ = self.session_expirer.set(expire);
+    }
+
+    /// Takes one use of the first scripted fault matching `route` (template) or `path`.
+    fn take_scripted(&self, route: &str, path: &str) -> Option<ScriptedFault> {
+        let mut faults = self.faults.lock().unwrap();
+        let index = faults
+            .scripted
+            .iter()
+            .position(|f| f.route.as_deref().is_none_or(|r| r == route || r == path))?;
+        let fault = faults.scripted[index].clone();
+        faults.scripted[index].times -= 1;
+        if faults.scripted[index].times == 0 {
+            faults.scripted.remove(index);
+        }
+        Some(fault)
     }
 
     pub fn faults(&self) -> Faults {
@@ -120,8 +243,15 @@ impl FaultInjector {
         *self.requests.lock().unwrap().entry(key).or_default() += 1;
     }
 
-    fn decide(&self) -> (Duration, Decision) {
+    fn decide(&self, route: &str, path: &str) -> (Duration, Decision) {
+        let scripted = self.take_scripted(route, path);
         let faults = self.faults();
+        if let Some(fault) = scripted {
+            return (
+                Duration::from_millis(faults.latency_ms),
+                Decision::Scripted(fault),
+            );
+        }
         let mut rng = self.rng.lock().unwrap();
         let latency = Duration::from_millis(faults.latency_ms);
         let roll: f64 = rng.random();
@@ -157,9 +287,15 @@ impl FaultInjector {
             .get::<MatchedPath>()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| request.uri().path().to_string());
-        injector.count(format!("{} {}", request.method(), route));
+        let key = format!("{} {}", request.method(), route);
+        injector.count(key.clone());
+        // The full path (the system's base path included), as the template has it.
+        let path = match request.extensions().get::<axum::extract::OriginalUri>() {
+            Some(uri) => format!("{} {}", request.method(), uri.path()),
+            None => format!("{} {}", request.method(), request.uri().path()),
+        };
 
-        let (latency, decision) = injector.decide();
+        let (latency, decision) = injector.decide(&key, &path);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -186,7 +322,108 @@ impl FaultInjector {
                 injector.note("dropped");
                 dropped_connection()
             }
+            Decision::Scripted(fault) => {
+                injector.note(fault.kind.counter());
+                injector.scripted(fault, request, next).await
+            }
         }
+    }
+
+    async fn scripted(&self, fault: ScriptedFault, request: Request, next: Next) -> Response {
+        let with_retry_after = |mut response: Response| {
+            if let Some(secs) = fault.retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        };
+        match fault.kind {
+            FaultKind::Status500 => self.server_error(500),
+            FaultKind::Status502 => self.server_error(502),
+            FaultKind::Status503 => with_retry_after(self.server_error(503)),
+            FaultKind::Status429 => with_retry_after(
+                (StatusCode::TOO_MANY_REQUESTS, self.rate_limited_body()).into_response(),
+            ),
+            FaultKind::Drop => {
+                let _ = next.run(request).await;
+                dropped_connection()
+            }
+            FaultKind::Slow => {
+                let response = next.run(request).await;
+                tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+                response
+            }
+            FaultKind::Unauthorized => {
+                if let Some(expire) = self.session_expirer.get() {
+                    expire(request.headers());
+                }
+                self.unauthorized()
+            }
+            FaultKind::LoginLimit => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({
+                    "message": "An error has occurred.",
+                    "exceptionMessage": "API Login Limit",
+                    "exceptionType": "PX.Data.PXException",
+                    "stackTrace": null
+                })),
+            )
+                .into_response(),
+            FaultKind::Deadlock => self.deadlock(),
+            FaultKind::MalformedJson => {
+                let _ = next.run(request).await;
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"items": [{"sku": "SB"#,
+                )
+                    .into_response()
+            }
+            FaultKind::WrongShape => {
+                let reply = next.run(request).await;
+                let bytes = axum::body::to_bytes(reply.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let original: serde_json::Value =
+                    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                // A list where an object was, an object where a list (or nothing) was.
+                let wrong = if original.is_array() {
+                    serde_json::json!({"unexpected": "an object instead of a list"})
+                } else {
+                    serde_json::json!([{"unexpected": "a list instead of an object"}])
+                };
+                (StatusCode::OK, axum::Json(wrong)).into_response()
+            }
+        }
+    }
+
+    fn unauthorized(&self) -> Response {
+        let body = match self.system {
+            System::Magento => serde_json::json!({
+                "message": "The consumer isn't authorized to access %resources.",
+                "parameters": {"resources": "Magento_Catalog::products"}
+            }),
+            System::Acumatica => serde_json::json!({"message": "You are not logged in."}),
+        };
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    }
+
+    fn deadlock(&self) -> Response {
+        let body = match self.system {
+            // What ProductRepository::save makes of MySQL's 1213.
+            System::Magento => serde_json::json!({
+                "message": "Database deadlock found when trying to get lock"
+            }),
+            // SQL Server's deadlock victim, as Acumatica's API reports it.
+            System::Acumatica => serde_json::json!({
+                "message": "An error has occurred.",
+                "exceptionMessage": "Transaction (Process ID 57) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.",
+                "exceptionType": "System.Data.SqlClient.SqlException",
+                "stackTrace": null
+            }),
+        };
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
     }
 
     fn server_error(&self, status: u16) -> Response {
@@ -248,4 +485,82 @@ fn dropped_connection() -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scripted(route: Option<&str>, kind: FaultKind, times: u32) -> ScriptedFault {
+        ScriptedFault {
+            route: route.map(String::from),
+            kind,
+            retry_after_secs: None,
+            delay_ms: 0,
+            times,
+        }
+    }
+
+    #[test]
+    fn scripted_faults_hit_their_route_and_are_used_up() {
+        let injector = FaultInjector::new(
+            System::Magento,
+            1,
+            Faults {
+                scripted: vec![
+                    scripted(Some("PUT /p/{sku}"), FaultKind::Status503, 2),
+                    scripted(None, FaultKind::Drop, 1),
+                ],
+                ..Faults::default()
+            },
+        );
+        let kind = |d: Decision| match d {
+            Decision::Scripted(f) => Some(f.kind),
+            _ => None,
+        };
+        // The route's own fault first, twice; then the catch-all once; then nothing.
+        let decide = |route: &str, path: &str| kind(injector.decide(route, path).1);
+        assert_eq!(
+            decide("PUT /p/{sku}", "PUT /p/A"),
+            Some(FaultKind::Status503)
+        );
+        assert_eq!(decide("GET /other", "GET /other"), Some(FaultKind::Drop));
+        assert_eq!(
+            decide("PUT /p/{sku}", "PUT /p/B"),
+            Some(FaultKind::Status503)
+        );
+        assert_eq!(decide("PUT /p/{sku}", "PUT /p/C"), None);
+        assert_eq!(decide("GET /other", "GET /other"), None);
+        assert!(injector.faults().scripted.is_empty());
+        // A request's own path names one record's route.
+        injector.set_faults(Faults {
+            scripted: vec![scripted(Some("PUT /p/B"), FaultKind::Slow, 1)],
+            ..Faults::default()
+        });
+        assert_eq!(decide("PUT /p/{sku}", "PUT /p/A"), None);
+        assert_eq!(decide("PUT /p/{sku}", "PUT /p/B"), Some(FaultKind::Slow));
+    }
+
+    #[test]
+    fn scripted_faults_read_from_the_control_body_and_are_validated() {
+        let faults: Faults = serde_json::from_value(serde_json::json!({
+            "scripted": [
+                {"route": "GET /x", "kind": "429", "retry_after_secs": 1},
+                {"kind": "slow", "delay_ms": 1500, "times": 3},
+                {"kind": "wrong_shape"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(faults.scripted[0].kind, FaultKind::Status429);
+        assert_eq!(faults.scripted[1].times, 3);
+        assert_eq!(faults.scripted[2].times, 1);
+        assert!(faults.validate().is_ok());
+        let bad: Faults =
+            serde_json::from_value(serde_json::json!({"scripted": [{"kind": "slow"}]})).unwrap();
+        assert!(bad.validate().unwrap_err().contains("delay_ms"));
+        assert!(
+            serde_json::from_value::<Faults>(serde_json::json!({"scripted": [{"kind": "418"}]}))
+                .is_err()
+        );
+    }
 }

@@ -47,6 +47,56 @@ impl SandboxEnv {
         }
     }
 
+    /// A sandbox with `options`, connector.toml edited (`edits`: from, to) and
+    /// `extra_config` appended,
+    /// `connector init --yes` done, and every simple Magento SKU but `missing` added as an
+    /// Acumatica stock item (1,000 on hand in RETAIL): the two systems are seeded
+    /// independently (`SB-0001`… in Magento, `SB00001`… in Acumatica), so orders placed
+    /// with the Magento SKUs can only be imported once Acumatica knows them too.
+    pub fn with_shared_skus(
+        options: SandboxOptions,
+        edits: &[(&str, &str)],
+        extra_config: &str,
+        missing: &[&str],
+    ) -> SandboxEnv {
+        let env = SandboxEnv::with(options);
+        for (from, to) in edits {
+            env.edit_config(from, to);
+        }
+        env.append_config(extra_config);
+        env.connector(&["init", "--yes"]).expect_exit(0);
+        for product in env.magento_state()["products"].as_array().unwrap() {
+            let sku = product["sku"].as_str().unwrap();
+            if product["type_id"] == "simple" && !missing.contains(&sku) {
+                env.acumatica_control(
+                    &format!("items/{sku}"),
+                    serde_json::json!({"price": product["price"], "description": sku,
+                           "warehouses": {"RETAIL": {"qty_on_hand": 1000, "qty_avail": 1000}}}),
+                );
+            }
+        }
+        env
+    }
+
+    /// Appends `text` to connector.toml.
+    pub fn append_config(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let path = self.dir.join("connector.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(text);
+        std::fs::write(&path, config).unwrap();
+    }
+
+    /// Replaces the first `from` in connector.toml with `to` (panics when it is not there).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let path = self.dir.join("connector.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        assert!(config.contains(from), "connector.toml lacks {from:?}");
+        std::fs::write(&path, config.replacen(from, to, 1)).unwrap();
+    }
+
     /// `connector ARGS…` with this sandbox's config.
     pub fn connector(&self, args: &[&str]) -> TestCommand {
         self.dir.command(args)
@@ -107,5 +157,64 @@ impl SandboxEnv {
             format!("{}/__sandbox/{path}", self.sandbox.magento_url),
             body,
         )
+    }
+
+    /// The end state every sync must reach: each Acumatica stock item in Magento with its
+    /// price and on-hand total, each Magento order in Acumatica exactly once with its grand
+    /// total, no customer email twice, and no Acumatica session left open.
+    pub fn assert_converged(&self) {
+        let cents = |v: &Value| (v.as_f64().unwrap_or(f64::NAN) * 100.0).round() as i64;
+        let acumatica = self.acumatica_state();
+        let magento = self.magento_state();
+        let products = magento["products"].as_array().unwrap();
+        for item in acumatica["entities"]["stock_items"].as_array().unwrap() {
+            let sku = item["InventoryID"].as_str().unwrap();
+            let p = products
+                .iter()
+                .find(|p| p["sku"] == sku)
+                .unwrap_or_else(|| panic!("{sku} is not in Magento"));
+            assert_eq!(
+                cents(&p["price"]),
+                cents(&item["DefaultPrice"]),
+                "{sku} price"
+            );
+            let qty: f64 = item["WarehouseDetails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
+                .sum();
+            assert_eq!(
+                p["qty_per_source"]["default"].as_f64().unwrap_or(0.0),
+                qty,
+                "{sku} qty"
+            );
+        }
+        let orders = acumatica["entities"]["sales_orders"].as_array().unwrap();
+        for m in magento["orders"].as_array().unwrap() {
+            let inc = &m["increment_id"];
+            let found: Vec<_> = orders
+                .iter()
+                .filter(|o| &o["CustomerOrder"] == inc)
+                .collect();
+            assert_eq!(found.len(), 1, "order {inc} in Acumatica: {found:?}");
+            assert_eq!(
+                cents(&found[0]["OrderTotal"]),
+                cents(&m["grand_total"]),
+                "order {inc} total"
+            );
+        }
+        let emails: Vec<&Value> = acumatica["entities"]["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["Email"])
+            .filter(|e| e.is_string())
+            .collect();
+        for (i, e) in emails.iter().enumerate() {
+            assert!(!emails[..i].contains(e), "customer {e} twice");
+        }
+        let sessions = &acumatica["sessions"];
+        assert_eq!(sessions["open_sessions"], 0, "{sessions}");
     }
 }

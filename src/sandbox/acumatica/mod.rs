@@ -128,6 +128,13 @@ impl AcumaticaSim {
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
+        // A scripted 401 really ends the request's session: signing in again is the only way on.
+        let sim = Arc::downgrade(self);
+        self.faults.on_session_expired(Box::new(move |headers| {
+            if let (Some(sim), Some(token)) = (sim.upgrade(), auth::request_token(headers)) {
+                sim.sessions.expire(&token);
+            }
+        }));
         let endpoint = api::ENDPOINT;
         let entities = Router::new()
             .route(

@@ -125,9 +125,25 @@ pub struct Dispatcher {
     options: PushOptions,
     hooks: Mutex<BTreeMap<String, PushHook>>,
     failed: Mutex<Vec<Notification>>,
+    /// Every notification a destination answered with a 2xx, in order (for tests: each one
+    /// acknowledged must be in the receiver's store).
+    acknowledged: Mutex<Vec<FailedSummary>>,
     client: reqwest::Client,
     attempts: AtomicU64,
     delivered: AtomicU64,
+}
+
+fn summary(n: &Notification) -> FailedSummary {
+    FailedSummary {
+        hook: n.hook.clone(),
+        address: n.address.clone(),
+        query: n.query.clone(),
+        id: n.id.clone(),
+        attempts: n.attempts,
+        last_error: n.last_error.clone(),
+        inserted: n.body["Inserted"].as_array().map_or(0, Vec::len),
+        deleted: n.body["Deleted"].as_array().map_or(0, Vec::len),
+    }
 }
 
 /// .NET ticks (100 ns since 0001-01-01) of an instant.
@@ -264,6 +280,7 @@ impl Dispatcher {
             options,
             hooks: Mutex::new(BTreeMap::new()),
             failed: Mutex::new(Vec::new()),
+            acknowledged: Mutex::new(Vec::new()),
             client,
             attempts: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
@@ -482,6 +499,11 @@ impl Dispatcher {
             match request.send().await {
                 Ok(reply) if reply.status().is_success() => {
                     self.delivered.fetch_add(1, Ordering::Relaxed);
+                    let summary = summary(&n);
+                    self.acknowledged
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(summary);
                     return true;
                 }
                 Ok(reply) => n.last_error = format!("HTTP {}", reply.status().as_u16()),
@@ -508,19 +530,15 @@ impl Dispatcher {
     }
 
     pub fn failed(&self) -> Vec<FailedSummary> {
-        self.lock_failed()
-            .iter()
-            .map(|n| FailedSummary {
-                hook: n.hook.clone(),
-                address: n.address.clone(),
-                query: n.query.clone(),
-                id: n.id.clone(),
-                attempts: n.attempts,
-                last_error: n.last_error.clone(),
-                inserted: n.body["Inserted"].as_array().map_or(0, Vec::len),
-                deleted: n.body["Deleted"].as_array().map_or(0, Vec::len),
-            })
-            .collect()
+        self.lock_failed().iter().map(summary).collect()
+    }
+
+    /// The notifications a destination acknowledged with a 2xx (`last_error` empty).
+    pub fn acknowledged(&self) -> Vec<FailedSummary> {
+        self.acknowledged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// POST attempts made so far, and notifications delivered.
@@ -554,6 +572,7 @@ impl Dispatcher {
         json!({
             "push_notifications": hooks,
             "failed_notifications": self.failed(),
+            "acknowledged_notifications": self.acknowledged(),
             "push_attempts": attempts,
             "push_delivered": delivered,
         })

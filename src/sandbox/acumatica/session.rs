@@ -268,6 +268,15 @@ impl Sessions {
     }
 
     /// Ends every session at once, as an application-pool restart or a timeout would.
+    /// Ends one session as if it had idled out (a scripted 401); false when it was not open.
+    pub fn expire(&self, token: &str) -> bool {
+        let expired = self.sessions.lock().unwrap().remove(token).is_some();
+        if expired {
+            self.count(|c| c.sessions_expired += 1);
+        }
+        expired
+    }
+
     pub fn expire_all(&self) -> usize {
         let mut sessions = self.sessions.lock().unwrap();
         let n = sessions.len();
