@@ -137,7 +137,7 @@ impl Drop for SaveInProgress {
 
 /// `ProductRepository::save`: insert or update by SKU; through `default` the store-view
 /// attributes land in store view 1, through `all` in the global values.
-fn save_product(
+pub(super) fn save_product(
     sim: &MagentoSim,
     scope: Scope,
     sku: &str,
