@@ -263,6 +263,10 @@ pub struct MagentoConfig {
     pub inventory_api: InventoryApi,
     pub inventory_source: String,
     pub max_concurrent_requests: u32,
+    /// Product saves per asynchronous bulk request (`sync --full --bulk`).
+    pub bulk_size: u32,
+    /// How long `sync --full --bulk` waits for Magento's consumers to process a bulk.
+    pub bulk_wait_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -434,6 +438,17 @@ struct RawMagento {
     inventory_source: String,
     #[serde(default = "default_magento_concurrency")]
     max_concurrent_requests: Spanned<u32>,
+    #[serde(default = "default_bulk_size")]
+    bulk_size: Spanned<u32>,
+    #[serde(default = "default_bulk_wait_secs")]
+    bulk_wait_secs: Spanned<u32>,
+}
+
+fn default_bulk_size() -> Spanned<u32> {
+    Spanned::new(0..0, 100)
+}
+fn default_bulk_wait_secs() -> Spanned<u32> {
+    Spanned::new(0..0, 600)
 }
 
 fn default_receiver_listen() -> Spanned<String> {
@@ -658,6 +673,8 @@ impl Config {
                 &m.max_concurrent_requests,
                 "magento.max_concurrent_requests",
             )?,
+            bulk_size: at_least_one(&m.bulk_size, "magento.bulk_size")?,
+            bulk_wait_secs: at_least_one(&m.bulk_wait_secs, "magento.bulk_wait_secs")?.into(),
         };
 
         let r = raw.receiver;
