@@ -132,7 +132,7 @@ fn config_defaults_to_the_environment_then_the_working_directory() {
 /// Each mistake: (replace this, with that) in the example → the one line it must produce.
 const CONFIG_MISTAKES: &[(&str, &str, &str)] = &[
     // TOML syntax, with its line.
-    ("[sync]", "[sync", "connector.toml:81: TOML syntax error"),
+    ("[sync]", "[sync", "connector.toml:85: TOML syntax error"),
     // Unknown key, with the closest known key.
     (
         "password = \"change-me\"",
@@ -148,7 +148,7 @@ const CONFIG_MISTAKES: &[(&str, &str, &str)] = &[
     (
         "batch_size = 100",
         "batch_size = \"ten\"",
-        "connector.toml:83: `sync.batch_size`: invalid type: string \"ten\"",
+        "connector.toml:87: `sync.batch_size`: invalid type: string \"ten\"",
     ),
     (
         "items = true",
@@ -193,6 +193,11 @@ const CONFIG_MISTAKES: &[(&str, &str, &str)] = &[
         "inventory_api = \"msi\"",
         "inventory_api = \"both\"",
         "`magento.inventory_api`: unknown variant `both`",
+    ),
+    (
+        "bulk_size = 100",
+        "bulk_size = 0",
+        "connector.toml:70: `magento.bulk_size`: must be at least 1",
     ),
     (
         "max_sessions = 2",
