@@ -226,3 +226,28 @@ fn bulk_without_full_is_a_usage_error() {
     let out = env.connector(&["sync", "--bulk"]).expect_exit(2);
     out.stderr_has("--full");
 }
+
+#[test]
+fn a_new_product_whose_url_key_is_taken_is_still_created_in_bulk() {
+    let env = started(1, "");
+    // Magento's seeded SB-0001 "Compact Headlamp" holds url_key compact-headlamp-sb-0001; a new
+    // Acumatica item "SB 0001" with the same name slugs to the same key: its operation fails,
+    // and the create goes once more with the SKU suffix, as on the synchronous path.
+    env.acumatica_control(
+        "items/SB 0001",
+        json!({"price": 3.0, "description": "Compact Headlamp", "weight": 1.0}),
+    );
+    let report = sync(&env, &["--full", "--bulk"], 0);
+    assert_eq!(items(&report)["delivered"], 2, "{report}");
+    assert_eq!(calls(&env, BULK), 2);
+    let products = env.magento_state()["products"].as_array().unwrap().clone();
+    let key = |sku: &str| {
+        products
+            .iter()
+            .find(|p| p["sku"] == sku)
+            .map(|p| p["url_key"].clone())
+            .unwrap_or_else(|| panic!("{sku} is not in Magento"))
+    };
+    assert_ne!(key("SB 0001"), key("SB-0001"));
+    assert_magento_equals_acumatica(&env);
+}
