@@ -270,6 +270,11 @@ pub struct SyncArgs {
     /// Re-read everything, not only what changed since the last run
     #[arg(long)]
     pub full: bool,
+    /// With --full: send product saves through Magento's asynchronous bulk API
+    /// (`/async/bulk/V1/products`, `[magento] bulk_size` per request) and poll their status;
+    /// needs the store's `async.operations.all` consumer running. For initial loads.
+    #[arg(long, requires = "full")]
+    pub bulk: bool,
     /// Print the run's counts as JSON
     #[arg(long)]
     pub json: bool,

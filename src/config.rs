@@ -268,6 +268,10 @@ pub struct MagentoConfig {
     pub max_concurrent_requests: u32,
     /// How long one request may take, reply included, before it is abandoned.
     pub timeout_secs: u32,
+    /// Product saves per asynchronous bulk request (`sync --full --bulk`).
+    pub bulk_size: u32,
+    /// How long `sync --full --bulk` waits for Magento's consumers to process a bulk.
+    pub bulk_wait_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -446,6 +450,17 @@ struct RawMagento {
     max_concurrent_requests: Spanned<u32>,
     #[serde(default = "default_timeout_secs")]
     timeout_secs: Spanned<u32>,
+    #[serde(default = "default_bulk_size")]
+    bulk_size: Spanned<u32>,
+    #[serde(default = "default_bulk_wait_secs")]
+    bulk_wait_secs: Spanned<u32>,
+}
+
+fn default_bulk_size() -> Spanned<u32> {
+    Spanned::new(0..0, 100)
+}
+fn default_bulk_wait_secs() -> Spanned<u32> {
+    Spanned::new(0..0, 600)
 }
 
 fn default_receiver_listen() -> Spanned<String> {
@@ -672,6 +687,8 @@ impl Config {
                 "magento.max_concurrent_requests",
             )?,
             timeout_secs: at_least_one(&m.timeout_secs, "magento.timeout_secs")?,
+            bulk_size: at_least_one(&m.bulk_size, "magento.bulk_size")?,
+            bulk_wait_secs: at_least_one(&m.bulk_wait_secs, "magento.bulk_wait_secs")?.into(),
         };
 
         let r = raw.receiver;

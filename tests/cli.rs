@@ -129,15 +129,20 @@ fn config_defaults_to_the_environment_then_the_working_directory() {
         .stderr_has("connector.toml: config file not found");
 }
 
-/// Each mistake: (replace this, with that) in the example → the one line it must produce.
+/// Each mistake: (replace this, with that) in the example → the one line it must produce;
+/// `{line}` stands for the line the replaced text is on, so new example keys move nothing.
 const CONFIG_MISTAKES: &[(&str, &str, &str)] = &[
     // TOML syntax, with its line.
-    ("[sync]", "[sync", "connector.toml:85: TOML syntax error"),
+    (
+        "[sync]",
+        "[sync",
+        "connector.toml:{line}: TOML syntax error",
+    ),
     // Unknown key, with the closest known key.
     (
         "password = \"change-me\"",
         "pasword = \"x\"",
-        "connector.toml:25: `acumatica.pasword`: unknown key; did you mean `password`?",
+        "connector.toml:{line}: `acumatica.pasword`: unknown key; did you mean `password`?",
     ),
     (
         "[entities]",
@@ -148,7 +153,7 @@ const CONFIG_MISTAKES: &[(&str, &str, &str)] = &[
     (
         "batch_size = 100",
         "batch_size = \"ten\"",
-        "connector.toml:87: `sync.batch_size`: invalid type: string \"ten\"",
+        "connector.toml:{line}: `sync.batch_size`: invalid type: string \"ten\"",
     ),
     (
         "items = true",
@@ -195,9 +200,14 @@ const CONFIG_MISTAKES: &[(&str, &str, &str)] = &[
         "`magento.inventory_api`: unknown variant `both`",
     ),
     (
+        "bulk_size = 100",
+        "bulk_size = 0",
+        "connector.toml:{line}: `magento.bulk_size`: must be at least 1",
+    ),
+    (
         "max_sessions = 2",
         "max_sessions = 0",
-        "connector.toml:39: `acumatica.max_sessions`: must be at least 1",
+        "connector.toml:{line}: `acumatica.max_sessions`: must be at least 1",
     ),
     (
         "prefix = \"MC\"",
@@ -221,6 +231,13 @@ fn every_config_mistake_gets_one_line_naming_file_line_and_key_and_exit_2() {
     for (from, to, expected) in CONFIG_MISTAKES {
         let dir = TestDir::new();
         dir.write("connector.toml", example_config_with(from, to));
+        let line = example_config()
+            .lines()
+            .position(|l| l.contains(from))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("the example lacks {from}"));
+        let expected = expected.replace("{line}", &line.to_string());
+        let expected = expected.as_str();
         // `status` reads the config first; so does every command that talks to a system.
         for command in [&["status"][..], &["sync"][..]] {
             let out = dir.command(command).expect_exit(2);

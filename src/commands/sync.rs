@@ -58,6 +58,7 @@ pub fn run(args: SyncArgs, config: &Config, quiet: bool) -> anyhow::Result<()> {
         limit: args.limit,
         dry_run: args.dry_run,
         full: args.full,
+        bulk: args.bulk,
     };
     let multi = MultiProgress::new();
     if quiet || args.json || !std::io::stderr().is_terminal() {

@@ -29,6 +29,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Re-read everything on the batch path, not only what changed since the watermark.
     pub full: bool,
+    /// Product saves through Magento's asynchronous bulk API (`sync --full --bulk`).
+    pub bulk: bool,
 }
 
 /// Counts of one entity in one run.
@@ -120,6 +122,8 @@ pub struct Context<'a> {
     /// The largest batch Magento's web API input limit lets through, once a flow of this run
     /// met it (shared, so the next flow does not have its first batch refused too).
     pub batch_cap: std::sync::atomic::AtomicUsize,
+    /// `sync --full --bulk`: the items flow saves products through the async bulk API.
+    pub bulk: bool,
 }
 
 impl Context<'_> {
@@ -221,6 +225,7 @@ pub async fn run(
         dry_run: options.dry_run,
         halt: Mutex::new(None),
         batch_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        bulk: options.bulk,
     };
     let work = async {
         for entity in entities_to_run(config, options) {

@@ -43,6 +43,9 @@ pub async fn deliver(
         searched: &searched,
         found,
     });
+    if ctx.bulk && !ctx.dry_run {
+        return deliver_bulk(ctx, records, lookup, progress).await;
+    }
     futures_util::stream::iter(records)
         .map(|record| async move {
             let outcome = deliver_one(ctx, &record, lookup).await;
@@ -146,13 +149,30 @@ struct Lookup<'a> {
     found: &'a HashSet<String>,
 }
 
-async fn deliver_one(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'_>>) -> Outcome {
+/// What a record needs: nothing more (an outcome already), or one product save.
+enum Plan {
+    Done(Outcome),
+    Save {
+        /// `/V1/products/{sku}`.
+        path: String,
+        /// `{"product": {…}}`: the update fields, or every create field for a new product.
+        body: Value,
+        /// Whether `body` creates the product (it carries a `url_key`).
+        create: bool,
+        /// The outcome once the save succeeded.
+        delivered: Outcome,
+    },
+}
+
+/// Everything before the save, shared by the synchronous path and `--bulk`: deletes,
+/// unchanged payloads, dry runs, and whether the product exists (which picks the payload).
+async fn plan(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'_>>) -> Plan {
     let sku = record.key.as_str();
     if let Some(why) = ctx.halted() {
-        return Outcome::Failed(why);
+        return Plan::Done(Outcome::Failed(why));
     }
     if record.operation == "delete" {
-        return delete_candidate(ctx, sku, record.mapping.is_some()).await;
+        return Plan::Done(delete_candidate(ctx, sku, record.mapping.is_some()).await);
     }
     let update = update_fields(ctx, &record.row);
     let hash = payload_hash(&Value::Object(update.clone()));
@@ -162,7 +182,7 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'
         .and_then(|m| m.payload_hash.as_deref())
         == Some(hash.as_str())
     {
-        return Outcome::Skipped("unchanged".into());
+        return Plan::Done(Outcome::Skipped("unchanged".into()));
     }
     let delivered = Outcome::Delivered {
         target_key: sku.to_string(),
@@ -170,7 +190,7 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'
         hash,
     };
     if ctx.dry_run {
-        return delivered;
+        return Plan::Done(delivered);
     }
     let path = format!("/V1/products/{}", segment(sku));
     // Known from an earlier delivery, or found by SKU (linked, not duplicated).
@@ -180,45 +200,143 @@ async fn deliver_one(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'
         (None, _) => match ctx.magento.get(Scope::All, &path, &[]).await {
             Ok(_) => true,
             Err(e) if e.is_not_found() => false,
-            Err(e) => return Outcome::Failed(ctx.magento_error(e)),
+            Err(e) => return Plan::Done(Outcome::Failed(ctx.magento_error(e))),
         },
     };
-    let result = if exists {
+    let body = if exists {
         let mut product = update;
         product.insert("sku".into(), json!(sku));
-        ctx.magento
-            .put(Scope::All, &path, &json!({ "product": product }))
-            .await
+        json!({ "product": product })
     } else {
-        let mut body = create_payload(ctx, sku, &record.row, &update);
-        // PUT creates a missing SKU too and, unlike POST, is safe to repeat after a cut reply.
-        match ctx.magento.put(Scope::All, &path, &body).await {
-            // The name-and-SKU slug is not always unique: another product (a merchandiser's,
-            // or a SKU that differs only in punctuation, `MUG 1` / `MUG-1`) may hold it, and
-            // the create then failed on every run until the record was dead. Magento refused
-            // the whole save, so trying once more with a suffix made from the exact SKU is safe.
-            Err(e)
-                if e.to_string()
-                    .contains("URL key for specified store already exists") =>
-            {
-                if let Some(attrs) = body["product"]["custom_attributes"].as_array_mut() {
-                    for attr in attrs {
-                        if attr["attribute_code"] == "url_key" {
-                            let base = attr["value"].as_str().unwrap_or_default().to_string();
-                            attr["value"] =
-                                json!(format!("{base}-{}", &payload_hash(&json!(sku))[..8]));
-                        }
-                    }
-                }
-                ctx.magento.put(Scope::All, &path, &body).await
+        create_payload(ctx, sku, &record.row, &update)
+    };
+    Plan::Save {
+        path,
+        body,
+        create: !exists,
+        delivered,
+    }
+}
+
+/// Magento's refusal of a URL key another product holds.
+fn is_url_key_taken(message: &str) -> bool {
+    message.contains("URL key for specified store already exists")
+}
+
+/// The name-and-SKU slug is not always unique: another product (a merchandiser's, or a SKU
+/// that differs only in punctuation, `MUG 1` / `MUG-1`) may hold it, and the create then
+/// failed on every run until the record was dead. Magento refused the whole save, so trying
+/// once more with a suffix made from the exact SKU is safe.
+fn with_unique_url_key(body: &mut Value, sku: &str) {
+    if let Some(attrs) = body["product"]["custom_attributes"].as_array_mut() {
+        for attr in attrs {
+            if attr["attribute_code"] == "url_key" {
+                let base = attr["value"].as_str().unwrap_or_default().to_string();
+                attr["value"] = json!(format!("{base}-{}", &payload_hash(&json!(sku))[..8]));
             }
-            other => other,
         }
+    }
+}
+
+async fn deliver_one(ctx: &Context<'_>, record: &Record, lookup: Option<Lookup<'_>>) -> Outcome {
+    let (path, mut body, create, delivered) = match plan(ctx, record, lookup).await {
+        Plan::Done(outcome) => return outcome,
+        Plan::Save {
+            path,
+            body,
+            create,
+            delivered,
+        } => (path, body, create, delivered),
+    };
+    // PUT creates a missing SKU too and, unlike POST, is safe to repeat after a cut reply.
+    let result = match ctx.magento.put(Scope::All, &path, &body).await {
+        Err(e) if create && is_url_key_taken(&e.to_string()) => {
+            with_unique_url_key(&mut body, &record.key);
+            ctx.magento.put(Scope::All, &path, &body).await
+        }
+        other => other,
     };
     match result {
         Ok(_) => delivered,
         Err(e) => Outcome::Failed(ctx.magento_error(e)),
     }
+}
+
+/// `sync --full --bulk`: the same plans, their saves sent through Magento's asynchronous bulk
+/// API instead of one `PUT` each (deletes, skips and lookups as on the synchronous path).
+///
+/// Exactly once in effect: nothing is written to the state store between submitting a bulk
+/// and reading its status. A record is marked delivered (with its mapping and payload hash)
+/// only once Magento reports its operation complete, and failed (with Magento's message, and
+/// retried by a later run like any failure) once it reports it failed or the wait ran out.
+/// If the connector dies in between, the record's message is still pending and the next run
+/// sends it again; the operation Magento may meanwhile have completed is harmless, since a
+/// product save is idempotent by SKU (the re-send finds the product and sends the update
+/// fields, which it already has). A lost operation is therefore impossible, a duplicate one
+/// is a no-op.
+async fn deliver_bulk(
+    ctx: &Context<'_>,
+    records: Vec<Record>,
+    lookup: Option<Lookup<'_>>,
+    progress: &dyn Progress,
+) -> Vec<(Record, Outcome)> {
+    let concurrency = ctx.config.magento.max_concurrent_requests.max(1) as usize;
+    let plans: Vec<(Record, Plan)> = futures_util::stream::iter(records)
+        .map(|record| async move {
+            let plan = plan(ctx, &record, lookup).await;
+            (record, plan)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let mut done = Vec::new();
+    let mut saves = Vec::new();
+    for (record, plan) in plans {
+        match plan {
+            Plan::Done(outcome) => {
+                progress.advance(Entity::Items, 1);
+                done.push((record, outcome));
+            }
+            Plan::Save {
+                body,
+                create,
+                delivered,
+                ..
+            } => saves.push((record, body, create, delivered)),
+        }
+    }
+    let bodies: Vec<Value> = saves.iter().map(|(_, body, _, _)| body.clone()).collect();
+    let mut results = super::bulk::save_products(ctx, bodies).await;
+    // A create refused for its URL key goes once more with the SKU suffix, as on the
+    // synchronous path.
+    let retry: Vec<usize> = (0..saves.len())
+        .filter(|&i| saves[i].2 && matches!(&results[i], Err(e) if is_url_key_taken(e)))
+        .collect();
+    if !retry.is_empty() {
+        let bodies = retry
+            .iter()
+            .map(|&i| {
+                let mut body = saves[i].1.clone();
+                with_unique_url_key(&mut body, &saves[i].0.key);
+                body
+            })
+            .collect();
+        for (i, result) in retry
+            .into_iter()
+            .zip(super::bulk::save_products(ctx, bodies).await)
+        {
+            results[i] = result;
+        }
+    }
+    for ((record, _, _, delivered), result) in saves.into_iter().zip(results) {
+        progress.advance(Entity::Items, 1);
+        let outcome = match result {
+            Ok(()) => delivered,
+            Err(e) => Outcome::Failed(e),
+        };
+        done.push((record, outcome));
+    }
+    done
 }
 
 /// A row only in `Deleted`: disable the product only if Acumatica confirms the item is gone.

@@ -1,5 +1,6 @@
 //! `connector sync`: the engine shared by every flow, the batch path, and one file per flow.
 
+pub mod bulk;
 pub mod coalesce;
 pub mod collect;
 pub mod customers;

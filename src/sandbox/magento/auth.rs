@@ -29,6 +29,9 @@ fn acl_resource(method: &str, route: &str) -> &'static str {
     let route = route.split("/V1/").nth(1).unwrap_or(route);
     match (method, route) {
         (_, "products/base-prices") => "Magento_Catalog::catalog",
+        (_, r) if r.starts_with("bulk") => {
+            "Magento_Logging::system_magento_logging_bulk_operations"
+        }
         (_, r) if r.starts_with("products/{sku}/stockItems") => {
             "Magento_CatalogInventory::cataloginventory"
         }

@@ -101,6 +101,9 @@ const KNOB_KEYS: &[&str] = &[
     "input_limit",
     "input_list_limit",
     "bearer",
+    "consumers",
+    "bulk_delay_ms",
+    "bulk_fail_skus",
 ];
 
 /// Replaces the shared faults and the Magento knobs with the body's (a key left out takes

@@ -6,6 +6,7 @@
 //! authentication checks, then the handler. Control routes under `/__sandbox/` have neither.
 
 mod auth;
+pub mod bulk;
 mod control;
 mod customers;
 mod errors;
@@ -57,6 +58,13 @@ pub struct MagentoKnobs {
     pub input_list_limit: usize,
     /// `oauth/consumer/enable_integration_as_bearer`: integration tokens as bearer tokens.
     pub bearer: bool,
+    /// Whether the `async.operations.all` consumer runs: off, bulk operations stay open.
+    pub consumers: bool,
+    /// How long after a bulk is accepted the consumer starts on it, in ms.
+    pub bulk_delay_ms: u64,
+    /// Bulk operations saving these SKUs fail (status 3, "The product was unable to be
+    /// saved. Please try again.").
+    pub bulk_fail_skus: Vec<String>,
 }
 
 impl Default for MagentoKnobs {
@@ -67,6 +75,9 @@ impl Default for MagentoKnobs {
             input_limit: false,
             input_list_limit: 20,
             bearer: true,
+            consumers: true,
+            bulk_delay_ms: 100,
+            bulk_fail_skus: Vec::new(),
         }
     }
 }
@@ -81,6 +92,8 @@ pub struct MagentoSim {
     saving: Mutex<HashSet<String>>,
     /// OAuth nonces seen: a replay is refused.
     nonces: Mutex<HashSet<String>>,
+    /// Asynchronous bulks by uuid.
+    bulks: Mutex<std::collections::HashMap<String, bulk::Bulk>>,
 }
 
 impl MagentoSim {
@@ -99,6 +112,7 @@ impl MagentoSim {
             knobs: Mutex::new(MagentoKnobs::default()),
             saving: Mutex::new(HashSet::new()),
             nonces: Mutex::new(HashSet::new()),
+            bulks: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -160,6 +174,19 @@ impl MagentoSim {
             .route(
                 "/rest/{store}/V1/inventory/source-items",
                 get(inventory::search_source_items).post(inventory::save_source_items),
+            )
+            .route(
+                "/rest/{store}/async/bulk/V1/products",
+                post(bulk::schedule_products),
+            )
+            .route("/rest/{store}/V1/bulk/{uuid}/status", get(bulk::status))
+            .route(
+                "/rest/{store}/V1/bulk/{uuid}/detailed-status",
+                get(bulk::detailed_status),
+            )
+            .route(
+                "/rest/{store}/V1/bulk/{uuid}/operation-status/{status}",
+                get(bulk::operation_status),
             )
             .route("/rest/{store}/V1/orders", get(sales::search_orders))
             .route("/rest/{store}/V1/orders/{id}", get(sales::get_order))
