@@ -68,6 +68,21 @@ pub struct FaultInjector {
     requests: Mutex<BTreeMap<String, u64>>,
     injected: Mutex<BTreeMap<&'static str, u64>>,
     total: AtomicU64,
+    /// Requests in flight now (from arrival to the reply's head), their peak, the cap a bench
+    /// set (0: none) and how many requests arrived while the cap was already reached.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    concurrency_cap: AtomicU64,
+    over_cap: AtomicU64,
+}
+
+/// Decrements the in-flight count when a request's handling ends, however it ends.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 enum Decision {
@@ -89,6 +104,10 @@ impl FaultInjector {
             requests: Mutex::new(BTreeMap::new()),
             injected: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
+            concurrency_cap: AtomicU64::new(0),
+            over_cap: AtomicU64::new(0),
         })
     }
 
@@ -112,6 +131,34 @@ impl FaultInjector {
     /// Faults injected so far, by kind (`server_error`, `rate_limited`, `dropped`).
     pub fn injected_counts(&self) -> BTreeMap<&'static str, u64> {
         self.injected.lock().unwrap().clone()
+    }
+
+    /// The number of requests a client may have in flight at once (0: no cap). The simulation
+    /// does not refuse the ones over it (a real Magento has no such limit; a proxy in front
+    /// of it may); it counts them, so a bench can prove a client kept to its configured
+    /// `max_concurrent_requests`.
+    pub fn set_concurrency_cap(&self, cap: u64) {
+        self.concurrency_cap.store(cap, Ordering::Relaxed);
+    }
+
+    /// The most requests seen in flight at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.peak_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests that arrived while the cap of [`FaultInjector::set_concurrency_cap`] was
+    /// already reached.
+    pub fn over_cap(&self) -> u64 {
+        self.over_cap.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the request counts, the peak and the over-cap count (a bench measures one run).
+    pub fn reset_counts(&self) {
+        self.requests.lock().unwrap().clear();
+        self.injected.lock().unwrap().clear();
+        self.total.store(0, Ordering::Relaxed);
+        self.peak_in_flight.store(0, Ordering::Relaxed);
+        self.over_cap.store(0, Ordering::Relaxed);
     }
 
     /// Counts a request under `key`; systems call it for requests no route matched.
@@ -158,6 +205,13 @@ impl FaultInjector {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| request.uri().path().to_string());
         injector.count(format!("{} {}", request.method(), route));
+        let now = injector.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let _in_flight = InFlight(&injector.in_flight);
+        injector.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        let cap = injector.concurrency_cap.load(Ordering::Relaxed);
+        if cap > 0 && now > cap {
+            injector.over_cap.fetch_add(1, Ordering::Relaxed);
+        }
 
         let (latency, decision) = injector.decide();
         if !latency.is_zero() {

@@ -188,7 +188,7 @@ pub enum PushCommit {
 }
 
 pub use operate::{FailedMessage, MappingRow};
-pub use queue::{Delivery, Mapping, QueuedMessage};
+pub use queue::{Delivery, Mapping, QueuedMessage, StockUpdate};
 
 pub struct Store {
     path: PathBuf,
