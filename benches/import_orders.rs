@@ -93,8 +93,10 @@ fn measure(label: &str, orders: usize, limits: &Limits, latency: u64) -> Figures
         label: label.into(),
         records: imported,
         elapsed: run.elapsed,
+        cpu: run.cpu,
         bound_calls: calls.acumatica,
         bound_calls_per_second: rate(limits, latency),
+        window: calls.acumatica_window,
         calls,
         limits: limits.clone(),
     }

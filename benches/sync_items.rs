@@ -46,8 +46,10 @@ fn measure(env: &Env, label: &str, skus: &[String], limits: &Limits, latency: u6
         label: label.into(),
         records: delivered,
         elapsed: run.elapsed,
+        cpu: run.cpu,
         bound_calls: calls.magento,
         bound_calls_per_second: limits.magento_concurrency as f64 / (latency as f64 / 1000.0),
+        window: calls.magento_window,
         calls,
         limits: limits.clone(),
     }

@@ -40,8 +40,14 @@ fn measure(env: &Env, label: &str, records: usize, limits: &Limits, latency: u64
         label: label.into(),
         records: records as u64,
         elapsed: run.elapsed,
+        cpu: run.cpu,
         bound_calls,
         bound_calls_per_second: rate,
+        window: if calls.magento == 0 {
+            calls.acumatica_window
+        } else {
+            calls.magento_window
+        },
         calls,
         limits: limits.clone(),
     }

@@ -87,6 +87,7 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub limits: Limits,
     runtime: tokio::runtime::Runtime,
+    cpu_mark: std::sync::Mutex<Duration>,
 }
 
 /// One run of the binary.
@@ -95,6 +96,8 @@ pub struct Run {
     pub elapsed: Duration,
     /// Peak resident set size of the child, in KiB (`ru_maxrss`).
     pub max_rss_kib: i64,
+    /// CPU time of the child (user + system).
+    pub cpu: Duration,
     pub stdout: String,
     pub stderr: String,
 }
@@ -125,21 +128,13 @@ pub struct Calls {
     /// The most requests the sandbox saw in any 60 s window (since the sandbox started).
     pub acumatica_peak_per_minute: u64,
     pub acumatica_peak_sessions: u64,
-}
-
-impl Calls {
-    /// Every cap the sandbox checks, broken: must be 0.
-    pub fn violations(&self, limits: &Limits) -> u64 {
-        self.magento_over_cap
-            + self.acumatica_over_cap
-            + self.acumatica_refused
-            + self
-                .acumatica_peak_per_minute
-                .saturating_sub(limits.requests_per_minute as u64)
-            + self
-                .acumatica_peak_sessions
-                .saturating_sub(limits.acumatica_sessions as u64)
-    }
+    /// Every cap the sandbox checks, broken during the run: must be 0.
+    pub violations: u64,
+    /// From the first request to the end of the last, per system.
+    pub magento_window: Option<Duration>,
+    pub acumatica_window: Option<Duration>,
+    /// CPU time the bench process (the sandbox, and the bench's own waiting) used.
+    pub sandbox_cpu: Duration,
 }
 
 impl Env {
@@ -166,6 +161,7 @@ impl Env {
             dir,
             limits: limits.clone(),
             runtime,
+            cpu_mark: std::sync::Mutex::new(Duration::ZERO),
         };
         env.configure(&limits);
         env
@@ -219,7 +215,21 @@ impl Env {
         let out_path = self.dir.path().join("bench.stdout");
         let err_path = self.dir.path().join("bench.stderr");
         let started = Instant::now();
-        let child = Command::new(BIN)
+        // BENCH_WRAP="perf record -g -o /tmp/sync.data --" runs the measured binary under a
+        // profiler (the figures then include its overhead).
+        let wrap: Vec<String> = std::env::var("BENCH_WRAP")
+            .map(|w| w.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        let (program, before) = match wrap.split_first() {
+            Some((program, rest)) => (program.clone(), rest.to_vec()),
+            None => (BIN.to_string(), Vec::new()),
+        };
+        let mut command = Command::new(program);
+        command.args(before);
+        if !wrap.is_empty() {
+            command.arg(BIN);
+        }
+        let child = command
             .args(args)
             .current_dir(self.dir.path())
             .env("CONNECTOR_CONFIG", self.dir.path().join("connector.toml"))
@@ -229,12 +239,13 @@ impl Env {
             .stderr(std::fs::File::create(&err_path).unwrap())
             .spawn()
             .expect("start the connector binary");
-        let (code, max_rss_kib) = wait4(child.id() as libc::pid_t);
+        let (code, max_rss_kib, cpu) = wait4(child.id() as libc::pid_t);
         let elapsed = started.elapsed();
         Run {
             code,
             elapsed,
             max_rss_kib,
+            cpu,
             stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
             stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
         }
@@ -268,6 +279,7 @@ impl Env {
 
     /// Starts counting one measured run: clears the per-run counters, sets the caps.
     pub fn start_counting(&self, limits: &Limits) -> Counters {
+        *self.cpu_mark.lock().unwrap() = self_cpu();
         let m = &self.sandbox.magento.faults;
         m.reset_counts();
         m.set_concurrency_cap(limits.magento_concurrency as u64);
@@ -282,7 +294,20 @@ impl Env {
         let m = &self.sandbox.magento.faults;
         let a = &self.sandbox.acumatica.faults;
         let after = self.sandbox.acumatica.counters();
+        let refused = after.limit_violations() - before.limit_violations();
+        // Requests over the client's concurrency (counted by the sandbox as they arrive),
+        // logins and requests the licence refused, and any 60 s window over the licence's
+        // per-minute limit (the sandbox keeps the peak since it started).
+        let violations = m.over_cap()
+            + a.over_cap()
+            + refused
+            + (after.peak_requests_per_minute as u64)
+                .saturating_sub(self.limits.requests_per_minute as u64);
         Calls {
+            sandbox_cpu: self_cpu().saturating_sub(*self.cpu_mark.lock().unwrap()),
+            violations,
+            magento_window: m.active_window(),
+            acumatica_window: a.active_window(),
             magento: m.total_requests(),
             magento_routes: m.request_counts(),
             acumatica: a.total_requests(),
@@ -290,7 +315,7 @@ impl Env {
             magento_peak_in_flight: m.peak_in_flight(),
             acumatica_over_cap: a.over_cap(),
             acumatica_peak_in_flight: a.peak_in_flight(),
-            acumatica_refused: after.limit_violations() - before.limit_violations(),
+            acumatica_refused: refused,
             acumatica_peak_per_minute: after.peak_requests_per_minute as u64,
             acumatica_peak_sessions: after.peak_sessions as u64,
         }
@@ -341,12 +366,20 @@ impl Env {
             .expect("map the items");
     }
 
-    /// Sets `entity`'s watermark to now, so the batch path reads only later changes.
+    /// Sets `entity`'s watermark past every seeded row and closes the catch-up `init` asked
+    /// for, so the batch path's read finds nothing (the measured run's changes come by push).
+    /// The sandbox gives every write a stamp 1 ms after the last, so a large seed's stamps
+    /// run minutes past its start: the watermark is a day ahead.
     pub fn watermark_now(&self, entity: Entity) {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.store()
+        let now = (chrono::Utc::now() + chrono::Duration::days(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let store = self.store();
+        store
             .set_cursor(entity.name(), &now)
             .expect("set the watermark");
+        store
+            .close_catch_ups(entity.name())
+            .expect("close the catch-up");
     }
 }
 
@@ -359,8 +392,17 @@ pub fn version_in(minutes: i64) -> String {
     .to_string()
 }
 
-/// Waits for the child and returns its exit code and peak RSS (KiB).
-fn wait4(pid: libc::pid_t) -> (i32, i64) {
+/// CPU time of this process so far (user + system).
+fn self_cpu() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Waits for the child and returns its exit code, peak RSS (KiB) and CPU time.
+fn wait4(pid: libc::pid_t) -> (i32, i64, Duration) {
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we started.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -371,7 +413,12 @@ fn wait4(pid: libc::pid_t) -> (i32, i64) {
     } else {
         -1
     };
-    (code, usage.ru_maxrss)
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        code,
+        usage.ru_maxrss,
+        time(usage.ru_utime) + time(usage.ru_stime),
+    )
 }
 
 /// One measured configuration's figures.
@@ -384,6 +431,11 @@ pub struct Figures {
     pub bound_calls: u64,
     pub bound_calls_per_second: f64,
     pub limits: Limits,
+    /// How long the bounding system was in use (first request to last reply): the rate
+    /// while the connector was sending, without process start, store and the other system.
+    pub window: Option<Duration>,
+    /// The connector's CPU time in the run.
+    pub cpu: Duration,
 }
 
 impl Figures {
@@ -403,6 +455,18 @@ impl Figures {
 
     pub fn print(&self) {
         let r = self.records.max(1) as f64;
+        if let Some(window) = self.window {
+            let rate = self.records as f64 / window.as_secs_f64();
+            println!(
+                "  {:<10} while sending: {:>7.2} s = {:>9.0} records/s = {:>5.1} % of the bound (CPU: connector {:.2} s, sandbox {:.2} s)",
+                self.label,
+                window.as_secs_f64(),
+                rate,
+                rate / self.bound() * 100.0,
+                self.cpu.as_secs_f64(),
+                self.calls.sandbox_cpu.as_secs_f64()
+            );
+        }
         println!(
             "  {:<10} {:>7} records in {:>7.2} s = {:>9.0} records/s | bound {:>9.0}/s | ratio {:>5.1} % | calls/record: Magento {:.4}, Acumatica {:.4} | cap violations {} (Magento peak {}/{} in flight, Acumatica peak {}/{} in flight, {}/min peak, {} refused)",
             self.label,
@@ -413,7 +477,7 @@ impl Figures {
             self.ratio() * 100.0,
             self.calls.magento as f64 / r,
             self.calls.acumatica as f64 / r,
-            self.calls.violations(&self.limits),
+            self.calls.violations,
             self.calls.magento_peak_in_flight,
             self.limits.magento_concurrency,
             self.calls.acumatica_peak_in_flight,
@@ -469,9 +533,11 @@ pub fn measure_queued(
         label: label.into(),
         records: delivered,
         elapsed: run.elapsed,
+        cpu: run.cpu,
         bound_calls: calls.magento,
         bound_calls_per_second: limits.magento_concurrency as f64
             / (latency.max(1) as f64 / 1000.0),
+        window: calls.magento_window,
         calls,
         limits: limits.clone(),
     }

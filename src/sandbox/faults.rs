@@ -74,14 +74,19 @@ pub struct FaultInjector {
     peak_in_flight: AtomicU64,
     concurrency_cap: AtomicU64,
     over_cap: AtomicU64,
+    /// When the first counted request arrived and the last one was answered.
+    active: Mutex<Option<(std::time::Instant, std::time::Instant)>>,
 }
 
 /// Decrements the in-flight count when a request's handling ends, however it ends.
-struct InFlight<'a>(&'a AtomicU64);
+struct InFlight<'a>(&'a FaultInjector);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some((_, last)) = self.0.active.lock().unwrap().as_mut() {
+            *last = std::time::Instant::now();
+        }
     }
 }
 
@@ -108,6 +113,7 @@ impl FaultInjector {
             peak_in_flight: AtomicU64::new(0),
             concurrency_cap: AtomicU64::new(0),
             over_cap: AtomicU64::new(0),
+            active: Mutex::new(None),
         })
     }
 
@@ -159,6 +165,16 @@ impl FaultInjector {
         self.total.store(0, Ordering::Relaxed);
         self.peak_in_flight.store(0, Ordering::Relaxed);
         self.over_cap.store(0, Ordering::Relaxed);
+        *self.active.lock().unwrap() = None;
+    }
+
+    /// From the first request counted (since the last [`FaultInjector::reset_counts`]) to the
+    /// end of the last one: how long the system was being used.
+    pub fn active_window(&self) -> Option<Duration> {
+        self.active
+            .lock()
+            .unwrap()
+            .map(|(first, last)| last - first)
     }
 
     /// Counts a request under `key`; systems call it for requests no route matched.
@@ -206,7 +222,11 @@ impl FaultInjector {
             .unwrap_or_else(|| request.uri().path().to_string());
         injector.count(format!("{} {}", request.method(), route));
         let now = injector.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        let _in_flight = InFlight(&injector.in_flight);
+        let _in_flight = InFlight(&injector);
+        injector.active.lock().unwrap().get_or_insert_with(|| {
+            let now = std::time::Instant::now();
+            (now, now)
+        });
         injector.peak_in_flight.fetch_max(now, Ordering::Relaxed);
         let cap = injector.concurrency_cap.load(Ordering::Relaxed);
         if cap > 0 && now > cap {
