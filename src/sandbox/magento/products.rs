@@ -28,10 +28,43 @@ pub async fn search_products(
 ) -> ApiResult<Json<Value>> {
     let scope = scope_of(&params["store"])?;
     let criteria = sim.criteria(query.as_deref())?;
+    // A filter group that is only `sku eq/in …` narrows the products before they are turned
+    // into JSON (the full filters still run on what is left): rendering the whole catalogue
+    // for every search by SKU made each search cost O(catalogue). SKUs compare as MySQL's
+    // collation does, without case.
+    let skus: Option<std::collections::HashSet<String>> = criteria
+        .filter_groups
+        .iter()
+        .find(|group| {
+            group.len() == 1
+                && group[0].field == "sku"
+                && matches!(group[0].condition_type.as_deref(), None | Some("eq" | "in"))
+        })
+        .map(|group| {
+            let value = group[0].value.clone().unwrap_or_default();
+            let list: Vec<&str> = if group[0].condition_type.as_deref() == Some("in") {
+                value.split(',').map(str::trim).collect()
+            } else {
+                vec![value.trim()]
+            };
+            list.into_iter().map(str::to_lowercase).collect()
+        })
+        // Numbers compare as numbers ("1" = "1.0"): those keep the full scan.
+        .filter(|skus: &std::collections::HashSet<String>| {
+            !skus.iter().any(|s| s.parse::<f64>().is_ok())
+        });
+    let mut lower = String::new();
     let records: Vec<Value> = sim
         .data()
         .products
         .values()
+        .filter(|p| {
+            skus.as_ref().is_none_or(|skus| {
+                lower.clear();
+                lower.extend(p.sku.chars().flat_map(char::to_lowercase));
+                skus.contains(lower.as_str())
+            })
+        })
         .map(|p| p.to_json(scope))
         .collect();
     Ok(Json(search::run(records, &criteria, "id")))
@@ -197,6 +230,16 @@ fn save_product(
     let mut data = sim.data();
     let existing = data.products.get(sku).cloned();
     let creating = existing.is_none();
+    let url_keys_before: Vec<Option<String>> = [Scope::StoreView, Scope::Global]
+        .iter()
+        .map(|s| {
+            existing
+                .as_ref()
+                .and_then(|p| p.value(*s, "url_key"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
     if creating {
         if attribute_set_id.is_none() {
             return Err(attribute_empty("Attribute Set"));
@@ -299,8 +342,12 @@ fn save_product(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    for check_scope in [Scope::StoreView, Scope::Global] {
+    // Only a URL key this save sets or changes can clash: one the product already held was
+    // unique when it was saved. (Scanning every product on every save made a save cost
+    // O(catalogue) in the simulation — a real store looks the key up in an index.)
+    for (i, check_scope) in [Scope::StoreView, Scope::Global].into_iter().enumerate() {
         if let Some(key) = effective(&product, check_scope)
+            && (creating || url_keys_before[i].as_deref() != Some(key.as_str()))
             && data
                 .products
                 .values()
