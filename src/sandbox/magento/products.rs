@@ -337,25 +337,53 @@ fn save_product(
         product.global.insert("visibility".into(), json!(4));
     }
     // `CatalogUrlRewrite`: a URL key is unique per store view.
-    let effective = |p: &Product, s: Scope| {
-        p.value(s, "url_key")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    fn effective(p: &Product, s: Scope) -> Option<&str> {
+        p.value(s, "url_key").and_then(Value::as_str)
+    }
     // Only a URL key this save sets or changes can clash: one the product already held was
-    // unique when it was saved. (Scanning every product on every save made a save cost
-    // O(catalogue) in the simulation — a real store looks the key up in an index.)
+    // unique when it was saved. The keys are looked up in an index, as a real store does: a
+    // scan of every product per save made the simulation, not the client, the bottleneck of
+    // a large catalogue.
+    let stale = data
+        .url_key_index
+        .as_ref()
+        .is_none_or(|(n, _)| *n != data.products.len());
+    if stale {
+        let mut index: std::collections::HashMap<(u8, String), Vec<String>> = Default::default();
+        for p in data.products.values() {
+            for (i, s) in [Scope::StoreView, Scope::Global].into_iter().enumerate() {
+                if let Some(key) = effective(p, s) {
+                    index
+                        .entry((i as u8, key.to_string()))
+                        .or_default()
+                        .push(p.sku.clone());
+                }
+            }
+        }
+        data.url_key_index = Some((data.products.len(), index));
+    }
+    let mut new_keys = Vec::new();
     for (i, check_scope) in [Scope::StoreView, Scope::Global].into_iter().enumerate() {
         if let Some(key) = effective(&product, check_scope)
-            && (creating || url_keys_before[i].as_deref() != Some(key.as_str()))
-            && data
-                .products
-                .values()
-                .any(|p| p.sku != product.sku && effective(p, check_scope).as_deref() == Some(&key))
+            && (creating || url_keys_before[i].as_deref() != Some(key))
         {
-            return Err(ApiError::bad_request(
-                "URL key for specified store already exists.",
-            ));
+            let holders = data
+                .url_key_index
+                .as_ref()
+                .and_then(|(_, index)| index.get(&(i as u8, key.to_string())));
+            let taken = holders.into_iter().flatten().any(|sku| {
+                *sku != product.sku
+                    && data
+                        .products
+                        .get(sku)
+                        .is_some_and(|p| effective(p, check_scope) == Some(key))
+            });
+            if taken {
+                return Err(ApiError::bad_request(
+                    "URL key for specified store already exists.",
+                ));
+            }
+            new_keys.push((i as u8, key.to_string()));
         }
     }
     if let Some(qty) = stock_qty {
@@ -381,6 +409,14 @@ fn save_product(
         data.next_product_id += 1;
     }
     let reply = product.to_json(scope);
-    data.products.insert(product.sku.clone(), product);
+    let sku = product.sku.clone();
+    data.products.insert(sku.clone(), product);
+    let count = data.products.len();
+    if let Some((n, index)) = data.url_key_index.as_mut() {
+        *n = count;
+        for key in new_keys {
+            index.entry(key).or_default().push(sku.clone());
+        }
+    }
     Ok(reply)
 }
