@@ -229,6 +229,8 @@ impl Env {
         if !wrap.is_empty() {
             command.arg(BIN);
         }
+        // Reaped by `wait4` below, which also gives its peak RSS and CPU time.
+        #[allow(clippy::zombie_processes)]
         let child = command
             .args(args)
             .current_dir(self.dir.path())
@@ -458,7 +460,7 @@ impl Figures {
         if let Some(window) = self.window {
             let rate = self.records as f64 / window.as_secs_f64();
             println!(
-                "  {:<10} while sending: {:>7.2} s = {:>9.0} records/s = {:>5.1} % of the bound (CPU: connector {:.2} s, sandbox {:.2} s)",
+                "  {:<10} while sending: {:>7.2} s = {:>9.1} records/s = {:>5.1} % of the bound (CPU: connector {:.2} s, sandbox {:.2} s)",
                 self.label,
                 window.as_secs_f64(),
                 rate,
@@ -468,7 +470,7 @@ impl Figures {
             );
         }
         println!(
-            "  {:<10} {:>7} records in {:>7.2} s = {:>9.0} records/s | bound {:>9.0}/s | ratio {:>5.1} % | calls/record: Magento {:.4}, Acumatica {:.4} | cap violations {} (Magento peak {}/{} in flight, Acumatica peak {}/{} in flight, {}/min peak, {} refused)",
+            "  {:<10} {:>7} records in {:>7.2} s = {:>9.1} records/s | bound {:>9.1}/s | ratio {:>5.1} % | calls/record: Magento {:.4}, Acumatica {:.4} | cap violations {} (Magento peak {}/{} in flight, Acumatica peak {}/{} in flight, {}/min peak, {} refused)",
             self.label,
             self.records,
             self.elapsed.as_secs_f64(),

@@ -28,7 +28,9 @@ pub async fn deliver(
     let mut overlay: BTreeMap<(String, String), f64> = BTreeMap::new();
     // The rows' quantities, kept in one transaction (one commit per row was most of this
     // flow's local time on a large run).
-    let mut parsed: Vec<(Record, String, String, Option<f64>, Option<f64>)> = Vec::new();
+    // (record, item, warehouse, on hand, available)
+    type Parsed = (Record, String, String, Option<f64>, Option<f64>);
+    let mut parsed: Vec<Parsed> = Vec::new();
     for record in records {
         let item = record
             .row
@@ -57,10 +59,10 @@ pub async fn deliver(
         }
         let qty_on_hand = record.row.get("QtyOnHand").and_then(Value::as_f64);
         let qty_available = record.row.get("QtyAvailable").and_then(Value::as_f64);
-        if ctx.dry_run {
-            if let Some(q) = if on_hand { qty_on_hand } else { qty_available } {
-                overlay.insert((item.clone(), warehouse.clone()), q);
-            }
+        if ctx.dry_run
+            && let Some(q) = if on_hand { qty_on_hand } else { qty_available }
+        {
+            overlay.insert((item.clone(), warehouse.clone()), q);
         }
         parsed.push((record, item, warehouse, qty_on_hand, qty_available));
     }

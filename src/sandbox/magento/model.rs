@@ -704,6 +704,9 @@ impl Shipment {
     }
 }
 
+/// URL key (scope 0 store view, 1 global) → the SKUs holding it.
+pub type UrlKeyIndex = std::collections::HashMap<(u8, String), Vec<String>>;
+
 /// Everything the simulated store holds.
 #[derive(Clone, Debug, Default)]
 pub struct Data {
@@ -716,7 +719,7 @@ pub struct Data {
     /// URL key → SKUs holding it, per scope (0 store view, 1 global), and the product count
     /// it was built at: rebuilt when products were added some other way, or dropped (`None`)
     /// by an admin edit. A save checked uniqueness by scanning every product before.
-    pub url_key_index: Option<(usize, std::collections::HashMap<(u8, String), Vec<String>>)>,
+    pub url_key_index: Option<(usize, UrlKeyIndex)>,
     pub sources: Vec<String>,
     pub customers: BTreeMap<i64, Customer>,
     pub orders: BTreeMap<i64, Order>,
