@@ -17,6 +17,7 @@ use serde::Serialize;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_initial.sql"),
     include_str!("../../migrations/002_receiver.sql"),
+    include_str!("../../migrations/003_message_counts.sql"),
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -553,7 +554,7 @@ impl Store {
         let mut counts = QueueCounts::default();
         let mut stmt = self
             .conn
-            .prepare("SELECT status, COUNT(*) FROM messages GROUP BY status")?;
+            .prepare("SELECT status, n FROM message_counts")?;
         let rows = stmt.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })?;
