@@ -552,9 +552,7 @@ impl Store {
 
     pub fn queue_counts(&self) -> rusqlite::Result<QueueCounts> {
         let mut counts = QueueCounts::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT status, n FROM message_counts")?;
+        let mut stmt = self.conn.prepare("SELECT status, n FROM message_counts")?;
         let rows = stmt.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })?;
