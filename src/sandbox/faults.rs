@@ -167,6 +167,26 @@ pub struct FaultInjector {
     total: AtomicU64,
     /// Ends the session a request signed in with (the system installs it): a scripted 401.
     session_expirer: OnceLock<SessionExpirer>,
+    /// Requests in flight now (from arrival to the reply's head), their peak, the cap a bench
+    /// set (0: none) and how many requests arrived while the cap was already reached.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    concurrency_cap: AtomicU64,
+    over_cap: AtomicU64,
+    /// When the first counted request arrived and the last one was answered.
+    active: Mutex<Option<(std::time::Instant, std::time::Instant)>>,
+}
+
+/// Decrements the in-flight count when a request's handling ends, however it ends.
+struct InFlight<'a>(&'a FaultInjector);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some((_, last)) = self.0.active.lock().unwrap().as_mut() {
+            *last = std::time::Instant::now();
+        }
+    }
 }
 
 type SessionExpirer = Box<dyn Fn(&axum::http::HeaderMap) + Send + Sync>;
@@ -192,6 +212,11 @@ impl FaultInjector {
             injected: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(0),
             session_expirer: OnceLock::new(),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
+            concurrency_cap: AtomicU64::new(0),
+            over_cap: AtomicU64::new(0),
+            active: Mutex::new(None),
         })
     }
 
@@ -235,6 +260,44 @@ impl FaultInjector {
     /// Faults injected so far, by kind (`server_error`, `rate_limited`, `dropped`).
     pub fn injected_counts(&self) -> BTreeMap<&'static str, u64> {
         self.injected.lock().unwrap().clone()
+    }
+
+    /// The number of requests a client may have in flight at once (0: no cap). The simulation
+    /// does not refuse the ones over it (a real Magento has no such limit; a proxy in front
+    /// of it may); it counts them, so a bench can prove a client kept to its configured
+    /// `max_concurrent_requests`.
+    pub fn set_concurrency_cap(&self, cap: u64) {
+        self.concurrency_cap.store(cap, Ordering::Relaxed);
+    }
+
+    /// The most requests seen in flight at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.peak_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests that arrived while the cap of [`FaultInjector::set_concurrency_cap`] was
+    /// already reached.
+    pub fn over_cap(&self) -> u64 {
+        self.over_cap.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the request counts, the peak and the over-cap count (a bench measures one run).
+    pub fn reset_counts(&self) {
+        self.requests.lock().unwrap().clear();
+        self.injected.lock().unwrap().clear();
+        self.total.store(0, Ordering::Relaxed);
+        self.peak_in_flight.store(0, Ordering::Relaxed);
+        self.over_cap.store(0, Ordering::Relaxed);
+        *self.active.lock().unwrap() = None;
+    }
+
+    /// From the first request counted (since the last [`FaultInjector::reset_counts`]) to the
+    /// end of the last one: how long the system was being used.
+    pub fn active_window(&self) -> Option<Duration> {
+        self.active
+            .lock()
+            .unwrap()
+            .map(|(first, last)| last - first)
     }
 
     /// Counts a request under `key`; systems call it for requests no route matched.
@@ -294,6 +357,17 @@ impl FaultInjector {
             Some(uri) => format!("{} {}", request.method(), uri.path()),
             None => format!("{} {}", request.method(), request.uri().path()),
         };
+        let now = injector.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let _in_flight = InFlight(&injector);
+        injector.active.lock().unwrap().get_or_insert_with(|| {
+            let now = std::time::Instant::now();
+            (now, now)
+        });
+        injector.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        let cap = injector.concurrency_cap.load(Ordering::Relaxed);
+        if cap > 0 && now > cap {
+            injector.over_cap.fetch_add(1, Ordering::Relaxed);
+        }
 
         let (latency, decision) = injector.decide(&key, &path);
         if !latency.is_zero() {

@@ -17,6 +17,7 @@ use serde::Serialize;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_initial.sql"),
     include_str!("../../migrations/002_receiver.sql"),
+    include_str!("../../migrations/003_message_counts.sql"),
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -188,7 +189,7 @@ pub enum PushCommit {
 }
 
 pub use operate::{FailedMessage, MappingRow};
-pub use queue::{Delivery, Mapping, QueuedMessage};
+pub use queue::{Delivery, Mapping, QueuedMessage, StockUpdate};
 
 pub struct Store {
     path: PathBuf,
@@ -551,9 +552,7 @@ impl Store {
 
     pub fn queue_counts(&self) -> rusqlite::Result<QueueCounts> {
         let mut counts = QueueCounts::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT status, COUNT(*) FROM messages GROUP BY status")?;
+        let mut stmt = self.conn.prepare("SELECT status, n FROM message_counts")?;
         let rows = stmt.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })?;

@@ -29,6 +29,15 @@ pub struct Mapping {
 /// Kept quantities of one item in one warehouse: (warehouse, on hand, available).
 pub type StockRow = (String, Option<f64>, Option<f64>);
 
+/// New quantities of one item in one warehouse, at `version`.
+pub struct StockUpdate<'a> {
+    pub item: &'a str,
+    pub warehouse: &'a str,
+    pub on_hand: Option<f64>,
+    pub available: Option<f64>,
+    pub version: &'a str,
+}
+
 /// A successful delivery of one record (one or more messages coalesced into it).
 pub struct Delivery<'a> {
     pub message_ids: &'a [i64],
@@ -117,35 +126,47 @@ impl Store {
     /// Records a 2xx delivery: the messages become `delivered` and the mapping takes the new
     /// payload hash and version — in one transaction, only after the remote system said yes.
     pub fn record_delivery(&mut self, delivery: &Delivery<'_>) -> rusqlite::Result<()> {
+        self.record_deliveries(std::slice::from_ref(delivery))
+    }
+
+    /// [`Store::record_delivery`] for several records in one transaction: the engine records
+    /// a whole chunk's deliveries at once. One transaction per record was most of a large
+    /// batch flow's time between its calls (a commit is far dearer than the statement).
+    pub fn record_deliveries(&mut self, deliveries: &[Delivery<'_>]) -> rusqlite::Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
         let tx = self.conn.transaction()?;
         let at = now();
         {
-            let mut stmt = tx.prepare_cached(
+            let mut message = tx.prepare_cached(
                 "UPDATE messages SET status = 'delivered', last_error = NULL, updated_at = ?2 WHERE id = ?1",
             )?;
-            for id in delivery.message_ids {
-                stmt.execute(params![id, at])?;
+            let mut mapping = tx.prepare_cached(
+                "INSERT INTO mappings (entity, acumatica_key, magento_key, line_mappings, payload_hash, version, synced_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (entity, acumatica_key) DO UPDATE SET
+                    magento_key = excluded.magento_key,
+                    line_mappings = COALESCE(excluded.line_mappings, mappings.line_mappings),
+                    payload_hash = excluded.payload_hash,
+                    version = excluded.version,
+                    synced_at = excluded.synced_at",
+            )?;
+            for delivery in deliveries {
+                for id in delivery.message_ids {
+                    message.execute(params![id, at])?;
+                }
+                mapping.execute(params![
+                    delivery.entity,
+                    delivery.source_key,
+                    delivery.target_key,
+                    delivery.line_mappings,
+                    delivery.payload_hash,
+                    delivery.version,
+                    at
+                ])?;
             }
         }
-        tx.execute(
-            "INSERT INTO mappings (entity, acumatica_key, magento_key, line_mappings, payload_hash, version, synced_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (entity, acumatica_key) DO UPDATE SET
-                magento_key = excluded.magento_key,
-                line_mappings = COALESCE(excluded.line_mappings, mappings.line_mappings),
-                payload_hash = excluded.payload_hash,
-                version = excluded.version,
-                synced_at = excluded.synced_at",
-            params![
-                delivery.entity,
-                delivery.source_key,
-                delivery.target_key,
-                delivery.line_mappings,
-                delivery.payload_hash,
-                delivery.version,
-                at
-            ],
-        )?;
         tx.commit()
     }
 
@@ -173,19 +194,18 @@ impl Store {
 
     pub fn mapping(&self, entity: &str, source_key: &str) -> rusqlite::Result<Option<Mapping>> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT magento_key, payload_hash, version, line_mappings FROM mappings
                  WHERE entity = ?1 AND acumatica_key = ?2",
-                params![entity, source_key],
-                |r| {
-                    Ok(Mapping {
-                        target_key: r.get(0)?,
-                        payload_hash: r.get(1)?,
-                        version: r.get(2)?,
-                        line_mappings: r.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![entity, source_key], |r| {
+                Ok(Mapping {
+                    target_key: r.get(0)?,
+                    payload_hash: r.get(1)?,
+                    version: r.get(2)?,
+                    line_mappings: r.get(3)?,
+                })
+            })
             .optional()
     }
 
@@ -297,24 +317,51 @@ impl Store {
     /// Keeps the newest quantities of one item in one warehouse; false when `version` is
     /// older than what is kept (a stale read).
     pub fn upsert_stock(
-        &self,
+        &mut self,
         item: &str,
         warehouse: &str,
         on_hand: Option<f64>,
         available: Option<f64>,
         version: &str,
     ) -> rusqlite::Result<bool> {
-        let changed = self.conn.execute(
-            "INSERT INTO stock (inventory_id, warehouse, qty_on_hand, qty_available, version)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (inventory_id, warehouse) DO UPDATE SET
-                qty_on_hand = COALESCE(excluded.qty_on_hand, stock.qty_on_hand),
-                qty_available = COALESCE(excluded.qty_available, stock.qty_available),
-                version = excluded.version
-             WHERE excluded.version >= stock.version",
-            params![item, warehouse, on_hand, available, version],
-        )?;
-        Ok(changed > 0)
+        Ok(self.upsert_stocks(&[StockUpdate {
+            item,
+            warehouse,
+            on_hand,
+            available,
+            version,
+        }])?[0])
+    }
+
+    /// [`Store::upsert_stock`] for many rows in one transaction (the inventory flow keeps a
+    /// whole chunk's quantities at once instead of committing each row).
+    pub fn upsert_stocks(&mut self, rows: &[StockUpdate<'_>]) -> rusqlite::Result<Vec<bool>> {
+        let tx = self.conn.transaction()?;
+        let mut changed = Vec::with_capacity(rows.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO stock (inventory_id, warehouse, qty_on_hand, qty_available, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (inventory_id, warehouse) DO UPDATE SET
+                    qty_on_hand = COALESCE(excluded.qty_on_hand, stock.qty_on_hand),
+                    qty_available = COALESCE(excluded.qty_available, stock.qty_available),
+                    version = excluded.version
+                 WHERE excluded.version >= stock.version",
+            )?;
+            for r in rows {
+                changed.push(
+                    stmt.execute(params![
+                        r.item,
+                        r.warehouse,
+                        r.on_hand,
+                        r.available,
+                        r.version
+                    ])? > 0,
+                );
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
     }
 
     /// The kept quantities of one item: (warehouse, on hand, available).

@@ -42,6 +42,7 @@ pub async fn save_products(ctx: &Context<'_>, bodies: Vec<Value>) -> Vec<Result<
     let submitted = send_in_batches_capped(
         items,
         ctx.config.magento.bulk_size as usize,
+        ctx.config.magento.max_concurrent_requests as usize,
         &ctx.batch_cap,
         |chunk: Vec<(usize, Value)>| {
             let scheduled = &scheduled;

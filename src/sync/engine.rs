@@ -291,9 +291,10 @@ async fn sync_entity(
     let total = ctx.store(|s| s.count_due(entity.name()))? + extra.len() as u64;
     progress.start(entity, total.min(remaining as u64));
     let mut halted = None;
+    let chunk = delivery_chunk(ctx.config, entity);
     loop {
-        let fetched = ctx.store(|s| s.due_messages_after(entity.name(), after, DELIVERY_CHUNK))?;
-        let more = fetched.len() == DELIVERY_CHUNK;
+        let fetched = ctx.store(|s| s.due_messages_after(entity.name(), after, chunk))?;
+        let more = fetched.len() == chunk;
         if let Some(last) = fetched.last() {
             after = last.id;
         }
@@ -344,8 +345,24 @@ async fn sync_entity(
     Ok(counts)
 }
 
-/// Messages read from the queue at a time.
+/// Messages read from the queue at a time, at least.
 const DELIVERY_CHUNK: usize = 1000;
+
+/// Messages read from the queue at a time for `entity`. The batch flows (prices, inventory)
+/// send a chunk as batches of `sync.batch_size`, up to `magento.max_concurrent_requests` at
+/// once; a chunk of 1,000 was 10 batches of 100, i.e. two waves of 8 and 2 with 6 slots idle,
+/// then a pause while the chunk was recorded. A chunk of four full waves keeps the slots busy.
+/// Still bounded, so memory stays flat however large the queue.
+fn delivery_chunk(config: &Config, entity: Entity) -> usize {
+    match entity {
+        Entity::Prices | Entity::Inventory => {
+            let wave = config.sync.batch_size.max(1) as usize
+                * config.magento.max_concurrent_requests.max(1) as usize;
+            (wave * 4).clamp(DELIVERY_CHUNK, 20_000)
+        }
+        _ => DELIVERY_CHUNK,
+    }
+}
 
 /// Coalesces, filters and delivers one chunk of due messages, recording every outcome;
 /// returns how many records were sent (or would be).
@@ -405,6 +422,10 @@ async fn deliver_chunk(
     let sent = records.len();
     let outcomes = super::flows::deliver(ctx, entity, records, progress).await;
     let halted = ctx.halted();
+    // Deliveries and skips are recorded per chunk, in one transaction each (a transaction per
+    // record was a large share of a big run's time, with no call in flight meanwhile).
+    let mut delivered: Vec<(Record, String, String, String)> = Vec::new();
+    let mut skipped: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (record, outcome) in outcomes {
         match outcome {
             Outcome::Delivered {
@@ -418,22 +439,15 @@ async fn deliver_chunk(
                 }
                 counts.delivered += 1;
                 let source = source_key.unwrap_or_else(|| record.key.clone());
-                ctx.store(|s| {
-                    s.record_delivery(&Delivery {
-                        message_ids: &record.message_ids,
-                        entity: entity.name(),
-                        source_key: &source,
-                        target_key: &target_key,
-                        payload_hash: &hash,
-                        version: &record.version,
-                        line_mappings: None,
-                    })
-                })?;
+                delivered.push((record, source, target_key, hash));
             }
             Outcome::Skipped(reason) => {
                 counts.skipped += 1;
                 if !ctx.dry_run {
-                    ctx.store(|s| s.mark_skipped(&record.message_ids, &reason))?;
+                    skipped
+                        .entry(reason)
+                        .or_default()
+                        .extend(record.message_ids.iter().copied());
                 }
             }
             Outcome::Failed(_) if halted.is_some() => {
@@ -455,6 +469,24 @@ async fn deliver_chunk(
                 ctx.store(|s| s.record_failure(&record.message_ids, &error, next.as_deref()))?;
             }
         }
+    }
+    if !delivered.is_empty() {
+        let deliveries: Vec<Delivery<'_>> = delivered
+            .iter()
+            .map(|(record, source, target, hash)| Delivery {
+                message_ids: &record.message_ids,
+                entity: entity.name(),
+                source_key: source,
+                target_key: target,
+                payload_hash: hash,
+                version: &record.version,
+                line_mappings: None,
+            })
+            .collect();
+        ctx.store(|s| s.record_deliveries(&deliveries))?;
+    }
+    for (reason, ids) in skipped {
+        ctx.store(|s| s.mark_skipped(&ids, &reason))?;
     }
     Ok(sent)
 }

@@ -68,25 +68,33 @@ fn stated_input_limit(message: &str) -> Option<usize> {
 /// A batch's fate: every item's outcome, in order.
 pub type BatchResult = Vec<Result<(), String>>;
 
-/// Sends `items` in batches of `size`. A batch refused as a whole (`Err` from `send`) is split
-/// in halves until the bad items are isolated, since some endpoints (MSI source items) fail a
-/// whole batch for one bad item; an input-limit refusal shrinks the batch size for the rest of
-/// the run instead.
+/// Sends `items` in batches of `size`, one batch at a time. A batch refused as a whole (`Err`
+/// from `send`) is split in halves until the bad items are isolated, since some endpoints (MSI
+/// source items) fail a whole batch for one bad item; an input-limit refusal shrinks the batch
+/// size for the rest of the run instead.
 pub async fn send_in_batches<T, F, Fut>(items: Vec<T>, size: usize, send: F) -> BatchResult
 where
     T: Clone,
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = Result<BatchResult, String>>,
 {
-    send_in_batches_capped(items, size, &AtomicUsize::new(usize::MAX), send).await
+    send_in_batches_capped(items, size, 1, &AtomicUsize::new(usize::MAX), send).await
 }
 
-/// [`send_in_batches`] with the batch cap shared by the flows of one run (`Context::batch_cap`):
-/// once prices met the store's input limit, inventory starts at it instead of having its first
-/// batch refused too. The cap is the limit the error states (a store may set less than 20).
+/// [`send_in_batches`] with up to `concurrency` batches in flight and the batch cap shared by
+/// the flows of one run (`Context::batch_cap`): once prices met the store's input limit,
+/// inventory starts at it instead of having its first batch refused too. The cap is the limit
+/// the error states (a store may set less than 20).
+///
+/// Batches used to go one after another: a run of 100,000 prices waited for 1,000 round trips
+/// in a row while Magento could take `max_concurrent_requests` at once. Now, while the batch
+/// size is not known to pass (the first batch of a run), that batch goes alone, so a store's
+/// input limit refuses one batch, not `concurrency` of them; then the rest go concurrently.
+/// Batches to split (a bad item) are resent in the next wave.
 pub async fn send_in_batches_capped<T, F, Fut>(
     items: Vec<T>,
     size: usize,
+    concurrency: usize,
     cap: &AtomicUsize,
     send: F,
 ) -> BatchResult
@@ -95,48 +103,95 @@ where
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = Result<BatchResult, String>>,
 {
+    use futures_util::StreamExt;
+
+    let concurrency = concurrency.max(1);
     let mut size = size.max(1).min(cap.load(Ordering::Relaxed));
     let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
-    // Work list of (start, end) ranges still to send.
-    let mut ranges: Vec<(usize, usize)> = (0..items.len())
+    // Ranges (start, end) still to send, in order.
+    let mut ranges: std::collections::VecDeque<(usize, usize)> = (0..items.len())
         .step_by(size)
         .map(|s| (s, (s + size).min(items.len())))
-        .rev()
         .collect();
-    while let Some((start, end)) = ranges.pop() {
-        let chunk = items[start..end].to_vec();
-        match send(chunk).await {
-            Ok(outcomes) => {
-                for (i, outcome) in outcomes.into_iter().enumerate() {
-                    if let Some(slot) = results.get_mut(start + i) {
-                        *slot = Some(outcome);
+    // Until a batch of this size went through, one batch at a time.
+    let mut probing = cap.load(Ordering::Relaxed) == usize::MAX;
+    while !ranges.is_empty() {
+        let wave: Vec<(usize, usize)> = if probing {
+            ranges.pop_front().into_iter().collect()
+        } else {
+            ranges.drain(..).collect()
+        };
+        let items = &items;
+        let send = &send;
+        let mut replies = futures_util::stream::iter(wave)
+            .map(|(start, end)| {
+                let reply = send(items[start..end].to_vec());
+                async move { (start, end, reply.await) }
+            })
+            .buffer_unordered(concurrency);
+        let mut again: Vec<(usize, usize)> = Vec::new();
+        while let Some((start, end, reply)) = replies.next().await {
+            match reply {
+                Ok(outcomes) => {
+                    if probing && end - start == size {
+                        // This size passes the store's input limit, if it has one.
+                        cap.fetch_min(size, Ordering::Relaxed);
+                        probing = false;
+                    }
+                    for (i, outcome) in outcomes.into_iter().enumerate() {
+                        if let Some(slot) = results.get_mut(start + i) {
+                            *slot = Some(outcome);
+                        }
                     }
                 }
-            }
-            Err(e)
-                if is_input_limit_error(&e)
-                    && end - start > stated_input_limit(&e).unwrap_or(INPUT_LIMIT) =>
-            {
-                size = size.min(stated_input_limit(&e).unwrap_or(INPUT_LIMIT));
-                cap.fetch_min(size, Ordering::Relaxed);
-                tracing::info!(
-                    "Magento's input limit refused a batch of {}; sending {size} at a time",
-                    end - start
-                );
-                let mut s = end;
-                while s > start {
-                    let from = s.saturating_sub(size).max(start);
-                    ranges.push((from, s));
-                    s = from;
+                Err(e)
+                    if is_input_limit_error(&e)
+                        && end - start > stated_input_limit(&e).unwrap_or(INPUT_LIMIT) =>
+                {
+                    size = size.min(stated_input_limit(&e).unwrap_or(INPUT_LIMIT));
+                    cap.fetch_min(size, Ordering::Relaxed);
+                    probing = false;
+                    tracing::info!(
+                        "Magento's input limit refused a batch of {}; sending {size} at a time",
+                        end - start
+                    );
+                    let mut pieces = Vec::new();
+                    let mut s = end;
+                    while s > start {
+                        let from = s.saturating_sub(size).max(start);
+                        pieces.push((from, s));
+                        s = from;
+                    }
+                    again.extend(pieces.into_iter().rev());
                 }
+                Err(e) if end - start > 1 => {
+                    let mid = start + (end - start) / 2;
+                    tracing::debug!("a batch of {} was refused ({e}); splitting it", end - start);
+                    again.push((start, mid));
+                    again.push((mid, end));
+                }
+                Err(e) => results[start] = Some(Err(e)),
             }
-            Err(e) if end - start > 1 => {
-                let mid = start + (end - start) / 2;
-                tracing::debug!("a batch of {} was refused ({e}); splitting it", end - start);
-                ranges.push((mid, end));
-                ranges.push((start, mid));
+        }
+        drop(replies);
+        // One wave of probing is enough: a batch refused for a bad item got past the input
+        // limit (Magento checks it first), and an input-limit refusal set the size.
+        probing = false;
+        // The halves and pieces go first, in order; batches not sent yet that are longer
+        // than a size the input limit just set are cut to it (each would be refused).
+        again.sort_unstable();
+        let rest: Vec<(usize, usize)> = ranges.drain(..).collect();
+        for (start, end) in again.into_iter().chain(rest) {
+            let mut s = start;
+            while s < end {
+                let to = if end - start > size {
+                    (s + size).min(end)
+                } else {
+                    end
+                };
+                ranges.push_back((s, to));
+                s = to;
             }
-            Err(e) => results[start] = Some(Err(e)),
         }
     }
     results
@@ -203,12 +258,12 @@ mod tests {
                 }
             }
         };
-        let results = send_in_batches_capped((0..20).collect(), 100, &cap, send).await;
+        let results = send_in_batches_capped((0..20).collect(), 100, 1, &cap, send).await;
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(*sizes.lock().unwrap(), vec![20, 4, 8, 8]);
         // A later flow of the same run starts at the cap: no refused batch.
         sizes.lock().unwrap().clear();
-        send_in_batches_capped((0..10).collect(), 100, &cap, send).await;
+        send_in_batches_capped((0..10).collect(), 100, 1, &cap, send).await;
         assert_eq!(*sizes.lock().unwrap(), vec![8, 2]);
     }
 }

@@ -64,6 +64,7 @@ pub async fn deliver(
     let results = send_in_batches_capped(
         items,
         ctx.config.sync.batch_size as usize,
+        ctx.config.magento.max_concurrent_requests as usize,
         &ctx.batch_cap,
         |chunk| async move {
             if let Some(why) = ctx.halted() {

@@ -291,6 +291,8 @@ async fn edit_product(
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     let mut data = sim.data();
+    // The edit may change a URL key.
+    data.url_key_index = None;
     let Some(product) = data.products.get_mut(&sku) else {
         return refuse(StatusCode::NOT_FOUND, format!("no product {sku}"));
     };

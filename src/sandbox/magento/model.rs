@@ -704,11 +704,22 @@ impl Shipment {
     }
 }
 
+/// URL key (scope 0 store view, 1 global) → the SKUs holding it.
+pub type UrlKeyIndex = std::collections::HashMap<(u8, String), Vec<String>>;
+
 /// Everything the simulated store holds.
 #[derive(Clone, Debug, Default)]
 pub struct Data {
     pub products: BTreeMap<String, Product>,
     pub source_items: Vec<SourceItem>,
+    /// Where each (sku, source code) is in `source_items`; rebuilt when rows were pushed
+    /// without it (the seed). A linear search per saved item made a batch of MSI source
+    /// items cost O(catalogue) per item.
+    pub source_index: std::collections::HashMap<(String, String), usize>,
+    /// URL key → SKUs holding it, per scope (0 store view, 1 global), and the product count
+    /// it was built at: rebuilt when products were added some other way, or dropped (`None`)
+    /// by an admin edit. A save checked uniqueness by scanning every product before.
+    pub url_key_index: Option<(usize, UrlKeyIndex)>,
     pub sources: Vec<String>,
     pub customers: BTreeMap<i64, Customer>,
     pub orders: BTreeMap<i64, Order>,
@@ -723,14 +734,21 @@ pub struct Data {
 impl Data {
     /// Sets the quantity of `sku` at `source_code`, adding the row if needed.
     pub fn set_source_item(&mut self, item: SourceItem) {
-        if let Some(existing) = self
-            .source_items
-            .iter_mut()
-            .find(|s| s.sku == item.sku && s.source_code == item.source_code)
-        {
-            *existing = item;
-        } else {
-            self.source_items.push(item);
+        if self.source_index.len() != self.source_items.len() {
+            self.source_index.clear();
+            for (i, s) in self.source_items.iter().enumerate() {
+                self.source_index
+                    .entry((s.sku.clone(), s.source_code.clone()))
+                    .or_insert(i);
+            }
+        }
+        let key = (item.sku.clone(), item.source_code.clone());
+        match self.source_index.get(&key) {
+            Some(&i) => self.source_items[i] = item,
+            None => {
+                self.source_index.insert(key, self.source_items.len());
+                self.source_items.push(item);
+            }
         }
     }
 

@@ -28,10 +28,43 @@ pub async fn search_products(
 ) -> ApiResult<Json<Value>> {
     let scope = scope_of(&params["store"])?;
     let criteria = sim.criteria(query.as_deref())?;
+    // A filter group that is only `sku eq/in …` narrows the products before they are turned
+    // into JSON (the full filters still run on what is left): rendering the whole catalogue
+    // for every search by SKU made each search cost O(catalogue). SKUs compare as MySQL's
+    // collation does, without case.
+    let skus: Option<std::collections::HashSet<String>> = criteria
+        .filter_groups
+        .iter()
+        .find(|group| {
+            group.len() == 1
+                && group[0].field == "sku"
+                && matches!(group[0].condition_type.as_deref(), None | Some("eq" | "in"))
+        })
+        .map(|group| {
+            let value = group[0].value.clone().unwrap_or_default();
+            let list: Vec<&str> = if group[0].condition_type.as_deref() == Some("in") {
+                value.split(',').map(str::trim).collect()
+            } else {
+                vec![value.trim()]
+            };
+            list.into_iter().map(str::to_lowercase).collect()
+        })
+        // Numbers compare as numbers ("1" = "1.0"): those keep the full scan.
+        .filter(|skus: &std::collections::HashSet<String>| {
+            !skus.iter().any(|s| s.parse::<f64>().is_ok())
+        });
+    let mut lower = String::new();
     let records: Vec<Value> = sim
         .data()
         .products
         .values()
+        .filter(|p| {
+            skus.as_ref().is_none_or(|skus| {
+                lower.clear();
+                lower.extend(p.sku.chars().flat_map(char::to_lowercase));
+                skus.contains(lower.as_str())
+            })
+        })
         .map(|p| p.to_json(scope))
         .collect();
     Ok(Json(search::run(records, &criteria, "id")))
@@ -197,6 +230,16 @@ pub(super) fn save_product(
     let mut data = sim.data();
     let existing = data.products.get(sku).cloned();
     let creating = existing.is_none();
+    let url_keys_before: Vec<Option<String>> = [Scope::StoreView, Scope::Global]
+        .iter()
+        .map(|s| {
+            existing
+                .as_ref()
+                .and_then(|p| p.value(*s, "url_key"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
     if creating {
         if attribute_set_id.is_none() {
             return Err(attribute_empty("Attribute Set"));
@@ -293,24 +336,54 @@ pub(super) fn save_product(
     if creating && !product.global.contains_key("visibility") {
         product.global.insert("visibility".into(), json!(4));
     }
-    // `CatalogUrlRewrite`: a URL key is unique per store view. (Compared in place, without a
-    // copy per product: this scan runs on every save, and a 5,000-item load made it the
-    // sandbox's hot spot.)
-    let effective = |p: &Product, s: Scope| -> Option<String> {
-        p.value(s, "url_key")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    for check_scope in [Scope::StoreView, Scope::Global] {
+    // `CatalogUrlRewrite`: a URL key is unique per store view.
+    fn effective(p: &Product, s: Scope) -> Option<&str> {
+        p.value(s, "url_key").and_then(Value::as_str)
+    }
+    // Only a URL key this save sets or changes can clash: one the product already held was
+    // unique when it was saved. The keys are looked up in an index, as a real store does: a
+    // scan of every product per save made the simulation, not the client, the bottleneck of
+    // a large catalogue.
+    let stale = data
+        .url_key_index
+        .as_ref()
+        .is_none_or(|(n, _)| *n != data.products.len());
+    if stale {
+        let mut index: std::collections::HashMap<(u8, String), Vec<String>> = Default::default();
+        for p in data.products.values() {
+            for (i, s) in [Scope::StoreView, Scope::Global].into_iter().enumerate() {
+                if let Some(key) = effective(p, s) {
+                    index
+                        .entry((i as u8, key.to_string()))
+                        .or_default()
+                        .push(p.sku.clone());
+                }
+            }
+        }
+        data.url_key_index = Some((data.products.len(), index));
+    }
+    let mut new_keys = Vec::new();
+    for (i, check_scope) in [Scope::StoreView, Scope::Global].into_iter().enumerate() {
         if let Some(key) = effective(&product, check_scope)
-            && data.products.values().any(|p| {
-                p.value(check_scope, "url_key").and_then(Value::as_str) == Some(key.as_str())
-                    && p.sku != product.sku
-            })
+            && (creating || url_keys_before[i].as_deref() != Some(key))
         {
-            return Err(ApiError::bad_request(
-                "URL key for specified store already exists.",
-            ));
+            let holders = data
+                .url_key_index
+                .as_ref()
+                .and_then(|(_, index)| index.get(&(i as u8, key.to_string())));
+            let taken = holders.into_iter().flatten().any(|sku| {
+                *sku != product.sku
+                    && data
+                        .products
+                        .get(sku)
+                        .is_some_and(|p| effective(p, check_scope) == Some(key))
+            });
+            if taken {
+                return Err(ApiError::bad_request(
+                    "URL key for specified store already exists.",
+                ));
+            }
+            new_keys.push((i as u8, key.to_string()));
         }
     }
     if let Some(qty) = stock_qty {
@@ -336,6 +409,14 @@ pub(super) fn save_product(
         data.next_product_id += 1;
     }
     let reply = product.to_json(scope);
-    data.products.insert(product.sku.clone(), product);
+    let sku = product.sku.clone();
+    data.products.insert(sku.clone(), product);
+    let count = data.products.len();
+    if let Some((n, index)) = data.url_key_index.as_mut() {
+        *n = count;
+        for key in new_keys {
+            index.entry(key).or_default().push(sku.clone());
+        }
+    }
     Ok(reply)
 }
