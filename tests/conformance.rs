@@ -49,16 +49,14 @@ use util::sandbox::SandboxEnv;
 /// "with a listed exception: 0"); it stays so that a stricter checker cannot turn the
 /// documented exception into a failure. For Acumatica, `{ids}` spans several segments and a
 /// detail row may carry `"delete": true`.
-const EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "PUT /V1/products/{productSku}/stockItems/{itemId}",
-        "is missing",
-        // Swagger marks all 23 fields of cataloginventory-data-stock-item-interface as
-        // required; Magento's StockItemRepository merges a partial stockItem into the stored
-        // one, and the connector sends only qty and is_in_stock (what it owns).
-        "the legacy stockItems body lists 23 required fields Magento does not require",
-    ),
-];
+const EXCEPTIONS: &[(&str, &str, &str)] = &[(
+    "PUT /V1/products/{productSku}/stockItems/{itemId}",
+    "is missing",
+    // Swagger marks all 23 fields of cataloginventory-data-stock-item-interface as
+    // required; Magento's StockItemRepository merges a partial stockItem into the stored
+    // one, and the connector sends only qty and is_in_stock (what it owns).
+    "the legacy stockItems body lists 23 required fields Magento does not require",
+)];
 
 fn list(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
@@ -116,7 +114,10 @@ fn every_request_the_connector_sends_conforms_to_the_official_descriptions() {
     let report: Value = serde_json::from_str(report.trim()).unwrap();
     for entity in ["items", "prices", "inventory", "customers", "orders"] {
         assert!(
-            report["entities"][entity]["delivered"].as_u64().unwrap_or(0) > 0,
+            report["entities"][entity]["delivered"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
             "{entity} delivered nothing: {report}"
         );
     }
@@ -223,7 +224,9 @@ fn check_all(requests: &[Recorded]) -> Tally {
             match magento.relative_path(&r.path) {
                 Some(rel) => ("magento", magento, rel),
                 None => {
-                    tally.errors.push(format!("{label}: not a Magento REST path"));
+                    tally
+                        .errors
+                        .push(format!("{label}: not a Magento REST path"));
                     continue;
                 }
             }
@@ -355,7 +358,9 @@ fn check_outside_schema(r: &Recorded) -> Result<&'static str, String> {
         // three customization screens the Default endpoint lacks; no published schema.
         let entity = rest.split('/').next().unwrap_or_default();
         if !["GenericInquiry", "PushNotification", "AutomationSchedule"].contains(&entity) {
-            return Err(format!("{entity:?} is not an entity of the connector's endpoint"));
+            return Err(format!(
+                "{entity:?} is not an entity of the connector's endpoint"
+            ));
         }
         if !["GET", "PUT", "DELETE"].contains(&r.method.as_str()) {
             return Err(format!("{} is not a contract-based method", r.method));
