@@ -478,3 +478,249 @@ proptest! {
         check_loader(&text)?;
     }
 }
+
+// ---- the clients' reply decoders, property tests ----
+
+/// What the fake server answers to every API call (logins and logouts always succeed).
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+struct FakeServer {
+    runtime: tokio::runtime::Runtime,
+    url: String,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+}
+
+impl FakeServer {
+    fn start() -> FakeServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(Answer {
+            status: 200,
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+        }));
+        let shared = answer.clone();
+        let url = runtime.block_on(async move {
+            let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+                let shared = shared.clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    if uri.path().ends_with("/entity/auth/login")
+                        || uri.path().ends_with("/entity/auth/logout")
+                    {
+                        return axum::http::StatusCode::NO_CONTENT.into_response();
+                    }
+                    let a = shared.lock().unwrap().clone();
+                    (
+                        axum::http::StatusCode::from_u16(a.status).unwrap(),
+                        [(axum::http::header::CONTENT_TYPE, a.content_type)],
+                        a.body,
+                    )
+                        .into_response()
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            format!("http://{addr}")
+        });
+        FakeServer {
+            runtime,
+            url,
+            answer,
+        }
+    }
+
+    fn config(&self) -> connector::config::Config {
+        let text = example_config()
+            .replacen(
+                "url = \"https://erp.example.com/AcumaticaERP\"",
+                &format!("url = \"{}/AcumaticaERP\"", self.url),
+                1,
+            )
+            // Unpaced: the per-minute pace would make each case wait.
+            .replacen(
+                "requests_per_minute = 300",
+                "requests_per_minute = 1000000",
+                1,
+            )
+            .replacen(
+                "url = \"https://shop.example.com\"",
+                &format!("url = \"{}\"", self.url),
+                1,
+            );
+        connector::config::Config::parse(&text, Path::new("connector.toml"), &|_| None).unwrap()
+    }
+}
+
+fn one_try() -> connector::http::Backoff {
+    connector::http::Backoff {
+        base: std::time::Duration::from_millis(1),
+        max: std::time::Duration::from_millis(1),
+        attempts: 1,
+    }
+}
+
+/// A reply body: arbitrary bytes, arbitrary JSON, or JSON shaped like each system's errors
+/// with hostile parameters.
+fn reply_body() -> impl Strategy<Value = Vec<u8>> {
+    let json = any_json().prop_map(|v| v.to_string().into_bytes());
+    let bytes = proptest::collection::vec(any::<u8>(), 0..4096);
+    let magento_error = (
+        "[%a-z0-9 \"\n]{0,60}",
+        proptest::collection::vec("[%0-9a-z]{0,12}", 0..12),
+        any::<bool>(),
+    )
+        .prop_map(|(message, params, named)| {
+            let parameters = if named {
+                serde_json::Value::Object(
+                    params
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (format!("p{i}"), serde_json::Value::String(p.clone())))
+                        .collect(),
+                )
+            } else {
+                serde_json::json!(params)
+            };
+            serde_json::json!({"message": message, "parameters": parameters,
+                               "errors": [{"message": message, "parameters": parameters}]})
+            .to_string()
+            .into_bytes()
+        });
+    let acumatica_error = any_json().prop_map(|v| {
+        serde_json::json!({"message": "An error has occurred.", "exceptionMessage": v,
+                           "modelState": {"a": [v.to_string()]}, "Field": {"error": v}})
+        .to_string()
+        .into_bytes()
+    });
+    prop_oneof![json, bytes, magento_error, acumatica_error]
+}
+
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        ".{0,30}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-z%_]{0,10}", inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn reply_status() -> impl Strategy<Value = u16> {
+    prop_oneof![
+        Just(200u16),
+        Just(201),
+        Just(204),
+        Just(400),
+        Just(401),
+        Just(404),
+        Just(412),
+        Just(422),
+        Just(429),
+        Just(500),
+        Just(502),
+        Just(503),
+    ]
+}
+
+/// A client's error, as the binary prints it: one line, bounded, naming the call.
+fn check_error(error: &str, path: &str) -> Result<(), TestCaseError> {
+    prop_assert!(!error.contains('\n'), "more than one line: {error:?}");
+    prop_assert!(
+        error.chars().count() < 3000,
+        "{} characters",
+        error.chars().count()
+    );
+    prop_assert!(error.contains(path), "does not name the call: {error}");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_magento_reply_is_a_value_or_one_clear_error(
+        status in reply_status(),
+        body in reply_body(),
+        html in any::<bool>(),
+    ) {
+        thread_local!(static SERVER: FakeServer = FakeServer::start());
+        SERVER.with(|server| -> Result<(), TestCaseError> {
+            *server.answer.lock().unwrap() = Answer {
+                status,
+                content_type: if html { "text/html" } else { "application/json" },
+                body,
+            };
+            let client = connector::magento::MagentoClient::new(&server.config())
+                .unwrap()
+                .with_backoff(one_try());
+            let outcome = server.runtime.block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    client.get(connector::magento::Scope::Store, "/V1/products", &[]),
+                )
+                .await
+            });
+            let outcome = outcome.map_err(|_| TestCaseError::fail("hung"))?;
+            if let Err(e) = outcome {
+                check_error(&e.to_string(), "/V1/products")?;
+            } else {
+                prop_assert!((200..300).contains(&status));
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn any_acumatica_reply_is_a_value_or_one_clear_error(
+        status in reply_status(),
+        body in reply_body(),
+    ) {
+        thread_local!(static SERVER: FakeServer = FakeServer::start());
+        SERVER.with(|server| -> Result<(), TestCaseError> {
+            *server.answer.lock().unwrap() = Answer {
+                status,
+                content_type: "application/json",
+                body,
+            };
+            let client = connector::acumatica::AcumaticaClient::new(&server.config())
+                .unwrap()
+                .with_backoff(one_try());
+            let outcome = server.runtime.block_on(async {
+                let got = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    client.get("/StockItem?$top=1"),
+                )
+                .await;
+                client.close().await;
+                got
+            });
+            let outcome = outcome.map_err(|_| TestCaseError::fail("hung"))?;
+            if let Err(e) = outcome {
+                check_error(&e.to_string(), "/StockItem")?;
+            } else {
+                prop_assert!((200..400).contains(&status));
+            }
+            Ok(())
+        })?;
+    }
+}
