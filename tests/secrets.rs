@@ -133,3 +133,22 @@ fn no_command_writes_a_secret_to_output_logs_json_or_the_store() {
         all_forms.len()
     );
 }
+
+#[test]
+fn a_config_readable_by_others_gets_a_warning_and_a_private_one_none() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = util::TestDir::new();
+    let path = dir.write("connector.toml", util::example_config());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = dir.command(&["status"]).expect_exit(0);
+    out.stderr_has("connector.toml: readable by other users (mode 644)")
+        .stderr_has("chmod 600");
+    assert!(!out.stderr().contains("change-me"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = dir.command(&["status"]).expect_exit(0);
+    assert!(
+        !out.stderr().contains("readable by other users"),
+        "{}",
+        out.report()
+    );
+}
