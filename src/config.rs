@@ -546,7 +546,9 @@ impl Config {
             },
         })?;
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Config::parse(&text, file, &env)
+        let config = Config::parse(&text, file, &env)?;
+        warn_if_readable_by_others(file, &config);
+        Ok(config)
     }
 
     /// Parses `text` as if read from `file`; `env` looks up environment variables.
@@ -890,6 +892,39 @@ impl Config {
             }
         })
     }
+}
+
+/// A config file that holds a secret and that other users may read gets a warning (the secret
+/// is as safe as the file's mode). Not an error: the file may be on a single-user machine.
+fn warn_if_readable_by_others(file: &Path, config: &Config) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let holds_secret = [
+            &config.acumatica.password,
+            &config.acumatica.client_secret,
+            &config.magento.access_token,
+            &config.magento.consumer_secret,
+            &config.magento.access_token_secret,
+            &config.receiver.secret,
+        ]
+        .iter()
+        .any(|s| s.is_some());
+        let mode = std::fs::metadata(file).map(|m| m.permissions().mode());
+        if let Ok(mode) = mode
+            && holds_secret
+            && mode & 0o044 != 0
+        {
+            tracing::warn!(
+                "{}: readable by other users (mode {:o}) and may hold secrets; run `chmod 600 {}` or move the secrets to the environment (CONNECTOR_ACUMATICA_PASSWORD…)",
+                file.display(),
+                mode & 0o777,
+                file.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, config);
 }
 
 /// 1-based line of a byte offset.

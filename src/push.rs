@@ -172,7 +172,8 @@ pub fn parse(body: &[u8], prefix: &str, tz: chrono_tz::Tz) -> Result<Vec<PushMes
         Some(_) => return Err(PushError::Shape("TimeStamp is not a number".into())),
     };
     let entity = Entity::from_generic_inquiry(query, prefix)
-        .ok_or_else(|| PushError::UnknownQuery(query.to_string()))?;
+        // Named, but never more than 64 characters of it: a refusal does not echo the body.
+        .ok_or_else(|| PushError::UnknownQuery(query.chars().take(64).collect()))?;
 
     let mut messages = Vec::with_capacity(inserted.len() + deleted.len());
     let mut upserted_keys = std::collections::HashSet::new();

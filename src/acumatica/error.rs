@@ -108,6 +108,10 @@ pub(crate) fn is_no_entity(message: &str, body: Option<&Value>) -> bool {
 /// `message` ("An error has occurred."), and per-field `error`s inside a returned entity are
 /// listed with their field names.
 pub fn error_message(body: &str) -> String {
+    crate::http::clip_message(error_message_whole(body), 2000)
+}
+
+fn error_message_whole(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
         return crate::http::describe_plain_body(body, "Acumatica");
     };

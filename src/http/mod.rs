@@ -110,6 +110,35 @@ impl RequestLimiter {
     }
 }
 
+/// An error text from a reply, on one line and at most `max` characters (a remote system's
+/// message is shown and stored; a hostile or broken one must not fill a terminal or the store).
+pub fn clip_message(text: String, max: usize) -> String {
+    // Line breaks become one space; other control characters (a binary reply, an escape
+    // sequence meant for a terminal) become U+FFFD.
+    let one_line = if text.chars().any(char::is_control) {
+        text.split(['\n', '\r'])
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if c.is_control() => '\u{fffd}',
+                c => c,
+            })
+            .collect()
+    } else {
+        text
+    };
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(max).collect();
+        cut.push_str("… (cut)");
+        cut
+    }
+}
+
 /// A reply body that is not JSON, in a few words: empty, a proxy's HTML page, or its start.
 pub fn describe_plain_body(body: &str, system: &str) -> String {
     let text = body.trim();
@@ -118,7 +147,7 @@ pub fn describe_plain_body(body: &str, system: &str) -> String {
     } else if text.starts_with('<') {
         format!("(an HTML page, probably from a proxy or web server in front of {system})")
     } else {
-        text.chars().take(300).collect()
+        clip_message(text.to_string(), 300)
     }
 }
 

@@ -96,55 +96,89 @@ pub fn error_message(body: &str) -> String {
             text = format!("{text}: {}", reasons.join("; "));
         }
     }
-    text
+    truncate(text)
 }
 
+/// The longest error text kept from a reply: enough for any real message, small enough that a
+/// hostile or broken reply cannot fill the log or the store.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// Fills placeholders in one pass over `message`: a value put in is never scanned again, so a
+/// parameter that itself holds `%1` cannot make the text grow without bound (before, each
+/// placeholder was replaced over the whole text in turn: a 212-byte reply became 134 MB).
 fn fill_placeholders(message: &str, parameters: Option<&Value>) -> String {
     let value_text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let mut out = message.to_string();
-    match parameters {
-        Some(Value::Array(items)) => {
-            // Highest index first, so %1 does not eat the start of %10.
-            for (i, item) in items.iter().enumerate().rev() {
-                out = out.replace(&format!("%{}", i + 1), &value_text(item));
+    let items: &[Value] = match parameters {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    };
+    let map = match parameters {
+        Some(Value::Object(map)) => Some(map),
+        _ => None,
+    };
+    // Named placeholders with positional values (the REST layer drops the names of a
+    // string[] field): filled in order of appearance.
+    let mut positional = items.iter();
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name_len = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .map(char::len_utf8)
+            .sum::<usize>();
+        let name = &after[..name_len];
+        let mut consumed = 0;
+        let mut value = None;
+        if let Some(map) = map {
+            // The longest key the name starts with (`%fieldName` before `%field`).
+            if let Some(key) = map
+                .keys()
+                .filter(|k| !k.is_empty() && name.starts_with(k.as_str()))
+                .max_by_key(|k| k.len())
+            {
+                consumed = key.len();
+                value = Some(value_text(&map[key]));
             }
-            // Named placeholders with positional values (the REST layer drops the names of a
-            // string[] field): filled in order of appearance.
-            let mut values = items.iter().map(value_text);
-            let mut filled = String::with_capacity(out.len());
-            let mut rest = out.as_str();
-            while let Some(at) = rest.find('%') {
-                let name_len = rest[at + 1..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .map(char::len_utf8)
-                    .sum::<usize>();
-                filled.push_str(&rest[..at]);
-                if name_len > 0
-                    && let Some(value) = values.next()
-                {
-                    filled.push_str(&value);
-                } else {
-                    filled.push_str(&rest[at..at + 1 + name_len]);
-                }
-                rest = &rest[at + 1 + name_len..];
+        } else if !items.is_empty() && name_len > 0 {
+            // `%10` before `%1`: the longest run of digits that names a parameter.
+            let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+            let index = (1..=digits).rev().find_map(|n| {
+                let i: usize = name[..n].parse().ok()?;
+                (1..=items.len()).contains(&i).then_some((n, i))
+            });
+            if let Some((n, i)) = index {
+                consumed = n;
+                value = Some(value_text(&items[i - 1]));
+            } else if let Some(v) = positional.next() {
+                consumed = name_len;
+                value = Some(value_text(v));
             }
-            filled.push_str(rest);
-            out = filled;
         }
-        Some(Value::Object(map)) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-            for key in keys {
-                out = out.replace(&format!("%{key}"), &value_text(&map[key]));
+        match value {
+            Some(v) => out.push_str(&v),
+            None => {
+                out.push('%');
+                consumed = 0;
             }
         }
-        _ => {}
+        rest = &after[consumed..];
+        if out.len() > MAX_MESSAGE_CHARS * 4 {
+            break;
+        }
     }
-    out
+    out.push_str(rest);
+    truncate(out)
+}
+
+/// At most [`MAX_MESSAGE_CHARS`], on one line.
+pub(crate) fn truncate(text: String) -> String {
+    crate::http::clip_message(text, MAX_MESSAGE_CHARS)
 }
 
 /// A 400 that is a database deadlock or lock timeout between concurrent product saves:
@@ -181,6 +215,29 @@ mod tests {
             ),
             "a and j"
         );
+    }
+
+    #[test]
+    fn a_parameter_holding_placeholders_is_not_filled_again() {
+        // 212 bytes that grew to 134 MB when each placeholder was replaced over the whole text.
+        let params: Vec<String> = (1..=9)
+            .map(|i| {
+                if i == 1 {
+                    "x".into()
+                } else {
+                    format!("%{}", i - 1).repeat(8)
+                }
+            })
+            .collect();
+        let body = serde_json::json!({"message": "%9".repeat(8), "parameters": params});
+        let message = error_message(&body.to_string());
+        assert_eq!(message, "%8".repeat(64));
+        let body = serde_json::json!({"message": "%a %a", "parameters": {"a": "%a%a%a"}});
+        assert_eq!(error_message(&body.to_string()), "%a%a%a %a%a%a");
+        let long = serde_json::json!({"message": "y".repeat(100_000)});
+        assert!(error_message(&long.to_string()).chars().count() < 2100);
+        let lines = serde_json::json!({"message": "one\ntwo\r\nthree"});
+        assert_eq!(error_message(&lines.to_string()), "one two three");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub enum StoreError {
         found: usize,
         supported: usize,
     },
-    #[error("{path}: cannot open the state store: {source}")]
+    #[error("{path}: cannot open the state store: {source}; {}", open_hint(source))]
     Open {
         path: PathBuf,
         #[source]
@@ -48,12 +48,44 @@ pub enum StoreError {
     },
     #[error("{path}: cannot migrate the state store: {message}")]
     Migrate { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}; {}", io_hint(source))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What to do about a store SQLite could not open or write.
+fn open_hint(error: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            "free space on its disk (and check the folder is writable), then run the command again"
+        }
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+            "the store and its folder must be readable and writable by this user (SQLite writes -wal and -shm files next to it); fix the permissions or set store.path"
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "another process holds the store; run the command again when it is done"
+        }
+        _ => "check store.path in the config and the file's permissions",
+    }
+}
+
+/// What to do about a file-system error on the store's path.
+fn io_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            "the store and its folder must be readable and writable by this user; fix the permissions or set store.path"
+        }
+        std::io::ErrorKind::StorageFull => "free space on its disk, then run the command again",
+        std::io::ErrorKind::IsADirectory => "store.path names a folder; name a file instead",
+        std::io::ErrorKind::NotADirectory => {
+            "a part of store.path is a file, not a folder; fix store.path"
+        }
+        _ => "check store.path in the config",
+    }
 }
 
 /// Queues one message unless its dedupe key is already queued; true when it was new.

@@ -49,6 +49,13 @@ impl TestDir {
             std::fs::create_dir_all(parent).expect("create parent dir");
         }
         std::fs::write(&path, contents).expect("write test file");
+        if name.ends_with(".toml") {
+            // As `connector sandbox --write-config` writes it: a config with secrets readable
+            // by other users gets a warning on stderr (tests/secrets.rs checks it).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod 600");
+        }
         path
     }
 
