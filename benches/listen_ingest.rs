@@ -33,6 +33,7 @@ async fn run(notifications: usize, group_commit: bool) -> Figures {
         header_name: "x-connector-secret".parse().unwrap(),
         secret: Secret::new("bench-secret"),
         max_body_bytes: 32 << 20,
+        max_connections: 64,
         prefix: "MC".into(),
         timezone: chrono_tz::America::New_York,
         store_path,

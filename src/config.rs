@@ -281,6 +281,8 @@ pub struct ReceiverConfig {
     pub header_name: String,
     pub secret: Option<Secret>,
     pub max_body_bytes: u64,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -472,6 +474,9 @@ fn default_header_name() -> Spanned<String> {
 fn default_max_body_bytes() -> Spanned<u64> {
     Spanned::new(0..0, 32 * 1024 * 1024)
 }
+fn default_max_connections() -> Spanned<u32> {
+    Spanned::new(0..0, 64)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -484,6 +489,8 @@ struct RawReceiver {
     secret: Option<Secret>,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: Spanned<u64>,
+    #[serde(default = "default_max_connections")]
+    max_connections: Spanned<u32>,
 }
 
 #[derive(Deserialize)]
@@ -725,6 +732,7 @@ impl Config {
             header_name,
             secret: secret(r.secret, "receiver.secret"),
             max_body_bytes: *r.max_body_bytes.get_ref(),
+            max_connections: at_least_one(&r.max_connections, "receiver.max_connections")?,
         };
 
         let s = raw.sync;

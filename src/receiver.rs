@@ -35,6 +35,8 @@ pub struct ReceiverSettings {
     pub header_name: HeaderName,
     pub secret: Secret,
     pub max_body_bytes: u64,
+    /// Connections served at once (`receiver.max_connections`).
+    pub max_connections: usize,
     pub prefix: String,
     pub timezone: chrono_tz::Tz,
     pub store_path: PathBuf,
@@ -67,6 +69,7 @@ impl ReceiverSettings {
             header_name,
             secret,
             max_body_bytes: config.receiver.max_body_bytes,
+            max_connections: config.receiver.max_connections as usize,
             prefix: config.acumatica.prefix.clone(),
             timezone: config.acumatica.timezone,
             store_path: config.store.path.clone(),
@@ -143,6 +146,10 @@ pub async fn start(settings: ReceiverSettings) -> anyhow::Result<RunningReceiver
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
     let addr = listener.local_addr()?;
+    let listener = CappedListener {
+        inner: listener,
+        slots: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
+    };
 
     let (jobs, rx) = mpsc::channel::<Job>(4096);
     let group = if settings.group_commit { 1024 } else { 1 };
@@ -380,6 +387,93 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
             StatusCode::INTERNAL_SERVER_ERROR,
             "the notification could not be stored; send it again".into(),
         ),
+    }
+}
+
+/// A TCP listener that serves at most `slots` connections at once. It takes a slot before it
+/// accepts, so connections beyond the cap wait in the kernel's accept queue (and time out
+/// there) instead of each costing a task, buffers and a file descriptor: a flood of idle or
+/// slow clients cannot exhaust the process, and Acumatica retries what it could not deliver.
+struct CappedListener {
+    inner: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl axum::serve::Listener for CappedListener {
+    type Io = CappedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (
+            CappedStream {
+                stream,
+                _slot: slot,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection holding its slot until it closes.
+struct CappedStream {
+    stream: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for CappedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }
 

@@ -20,6 +20,7 @@ fn settings(dir: &tempfile::TempDir, max_body_bytes: u64) -> ReceiverSettings {
         header_name: "x-connector-secret".parse().unwrap(),
         secret: Secret::new(SECRET),
         max_body_bytes,
+        max_connections: 64,
         prefix: "MC".into(),
         timezone: chrono_tz::America::New_York,
         store_path: dir.path().join("connector.db"),
@@ -433,4 +434,34 @@ fn a_change_in_the_simulated_acumatica_arrives_by_push_with_entity_key_and_versi
         .messages_for("items", &item)
         .unwrap();
     assert_eq!(items.len(), 1, "{items:?}");
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    set_state(&dir, LifecycleState::Active);
+    let mut capped = settings(&dir, 1 << 20);
+    capped.max_connections = 2;
+    let running = receiver::start(capped).await.unwrap();
+    // Two clients that connect and send nothing hold both slots.
+    let idle_a = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let _idle_b = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let body = item_notification("n1", "CAP-1", "2026-11-26T10:00:00").to_string();
+    let held = tokio::time::timeout(
+        Duration::from_millis(500),
+        post(running.addr, Some(SECRET), body.clone().into_bytes()),
+    )
+    .await;
+    assert!(held.is_err(), "a third connection was served: {held:?}");
+    // One closes: the next notification is served.
+    drop(idle_a);
+    let (status, text) = tokio::time::timeout(
+        Duration::from_secs(10),
+        post(running.addr, Some(SECRET), body.into_bytes()),
+    )
+    .await
+    .expect("a freed slot serves the next connection");
+    assert_eq!(status, 200, "{text}");
+    running.stop().await.unwrap();
+    assert_eq!(messages(&dir, "CAP-1").len(), 1);
 }
