@@ -238,6 +238,8 @@ pub struct AcumaticaConfig {
     /// How long one request may take, reply included, before it is abandoned (and retried
     /// when that is safe).
     pub timeout_secs: u32,
+    /// Certificates trusted besides the built-in roots (`ca_file`, PEM), for a private CA.
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -268,6 +270,8 @@ pub struct MagentoConfig {
     pub max_concurrent_requests: u32,
     /// How long one request may take, reply included, before it is abandoned.
     pub timeout_secs: u32,
+    /// Certificates trusted besides the built-in roots (`ca_file`, PEM), for a private CA.
+    pub extra_roots: Vec<reqwest::Certificate>,
     /// Product saves per asynchronous bulk request (`sync --full --bulk`).
     pub bulk_size: u32,
     /// How long `sync --full --bulk` waits for Magento's consumers to process a bulk.
@@ -414,6 +418,7 @@ struct RawAcumatica {
     requests_per_minute: Spanned<u32>,
     #[serde(default = "default_timeout_secs")]
     timeout_secs: Spanned<u32>,
+    ca_file: Option<Spanned<String>>,
 }
 
 fn default_store_code() -> String {
@@ -452,6 +457,7 @@ struct RawMagento {
     max_concurrent_requests: Spanned<u32>,
     #[serde(default = "default_timeout_secs")]
     timeout_secs: Spanned<u32>,
+    ca_file: Option<Spanned<String>>,
     #[serde(default = "default_bulk_size")]
     bulk_size: Spanned<u32>,
     #[serde(default = "default_bulk_wait_secs")]
@@ -615,6 +621,38 @@ impl Config {
             }
         };
 
+        // A private CA: PEM certificates added to (never replacing) the built-in roots, read
+        // here so a missing or wrong file is a config error before anything is sent.
+        let ca_file = |value: &Option<Spanned<String>>,
+                       key: &str|
+         -> Result<Vec<reqwest::Certificate>, ConfigError> {
+            let Some(value) = value else {
+                return Ok(Vec::new());
+            };
+            let path = base.join(value.get_ref());
+            let pem = std::fs::read(&path).map_err(|e| {
+                spanned_err(
+                    value.span(),
+                    key,
+                    format!(
+                        "cannot read {}: {e}; give a PEM file of CA certificates",
+                        path.display()
+                    ),
+                )
+            })?;
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => Ok(certs),
+                _ => Err(spanned_err(
+                    value.span(),
+                    key,
+                    format!(
+                        "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's certificate in PEM form",
+                        path.display()
+                    ),
+                )),
+            }
+        };
+
         // Secrets: the environment wins over the file.
         let secret = |from_file: Option<Secret>, key: &str| -> Option<Secret> {
             let var = SECRET_ENV.iter().find(|(_, k)| *k == key).map(|(v, _)| *v);
@@ -671,6 +709,7 @@ impl Config {
                 "acumatica.requests_per_minute",
             )?,
             timeout_secs: at_least_one(&a.timeout_secs, "acumatica.timeout_secs")?,
+            extra_roots: ca_file(&a.ca_file, "acumatica.ca_file")?,
         };
         if acumatica.auth == AcumaticaAuth::Oauth2 && acumatica.client_id.is_none() {
             return Err(at(
@@ -696,6 +735,7 @@ impl Config {
                 "magento.max_concurrent_requests",
             )?,
             timeout_secs: at_least_one(&m.timeout_secs, "magento.timeout_secs")?,
+            extra_roots: ca_file(&m.ca_file, "magento.ca_file")?,
             bulk_size: at_least_one(&m.bulk_size, "magento.bulk_size")?,
             bulk_wait_secs: at_least_one(&m.bulk_wait_secs, "magento.bulk_wait_secs")?.into(),
         };

@@ -398,8 +398,8 @@ fn clock_check(system: &str, date: Option<&str>, local: DateTime<Utc>) -> Check 
 }
 
 /// The `Date` header of any reply from `url` (no credentials are sent).
-async fn server_date(url: &str) -> Result<Option<String>, String> {
-    let client = reqwest::Client::builder()
+async fn server_date(url: &str, roots: &[reqwest::Certificate]) -> Result<Option<String>, String> {
+    let client = crate::http::with_roots(reqwest::Client::builder(), roots)
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| e.to_string())?;
@@ -480,7 +480,7 @@ async fn remote_checks(
                 check("acumatica login", Level::Fail, e.to_string()).hint(login_hint(e, config)),
             );
             let local = Utc::now();
-            if let Ok(date) = server_date(&a.url).await {
+            if let Ok(date) = server_date(&a.url, &a.extra_roots).await {
                 checks.push(clock_check("acumatica", date.as_deref(), local));
             }
         }
@@ -552,7 +552,7 @@ async fn remote_checks(
                 checks.push(check("magento login", Level::Fail, e.to_string()).hint(hint));
             }
         }
-        if let Ok(date) = server_date(&m.url).await {
+        if let Ok(date) = server_date(&m.url, &m.extra_roots).await {
             checks.push(clock_check("magento", date.as_deref(), local));
         } else {
             checks.push(check(

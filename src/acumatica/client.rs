@@ -132,7 +132,7 @@ impl AcumaticaClient {
         };
         let sessions = (0..a.max_sessions)
             .map(|_| {
-                let http = reqwest::Client::builder()
+                let http = crate::http::with_roots(reqwest::Client::builder(), &a.extra_roots)
                     .cookie_store(true)
                     .timeout(Duration::from_secs(a.timeout_secs.into()))
                     .connect_timeout(Duration::from_secs(15))

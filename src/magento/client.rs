@@ -78,7 +78,7 @@ impl MagentoClient {
                     .clone(),
             },
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http::with_roots(reqwest::Client::builder(), &m.extra_roots)
             .timeout(Duration::from_secs(m.timeout_secs.into()))
             .connect_timeout(Duration::from_secs(15))
             .user_agent(concat!("connector/", env!("CARGO_PKG_VERSION")))
