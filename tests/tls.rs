@@ -81,6 +81,13 @@ fn an_unknown_issuer_is_refused_and_ca_file_trusts_a_private_ca() {
     point_magento_at(&env, &server, "");
     let refused = env.connector(&["doctor"]).expect_exit(1);
     refused.stdout_has("UnknownIssuer");
+    // Named as a trust problem with what to do, and not retried: a retry cannot succeed.
+    refused.stdout_has("set ca_file");
+    assert!(
+        !refused.stdout().contains("still failing after"),
+        "a refused certificate was retried\n{}",
+        refused.report()
+    );
 
     // With the CA: the handshake passes; what fails now is the reply (s_server is no store).
     env.edit_config(

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use super::error::{AcumaticaError, error_message, is_no_entity};
 use crate::config::{AcumaticaAuth, Config};
-use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
+use crate::http::{Backoff, RequestLimiter, describe_transport, is_certificate_error, retry_after};
 use crate::secret::Secret;
 
 /// How a write may treat an existing record (`PUT` is insert-or-update by key otherwise).
@@ -384,7 +384,8 @@ impl AcumaticaClient {
                 Ok(reply) => reply,
                 Err(e) => {
                     // Not sent at all: always safe to retry. Sent but cut: only if idempotent.
-                    let retry = e.is_connect() || idempotent;
+                    // A refused certificate: asking again cannot help.
+                    let retry = (e.is_connect() || idempotent) && !is_certificate_error(&e);
                     if retry && attempt < self.backoff.attempts {
                         tracing::debug!(%path, attempt, "Acumatica request failed: {e}; retrying");
                         tokio::time::sleep(self.backoff.delay(attempt, None)).await;

@@ -169,7 +169,27 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
+    if is_certificate_error(e) {
+        message.push_str(
+            " — the server's TLS certificate is not trusted; if a private CA issued it, \
+             set ca_file to that CA's PEM certificate",
+        );
+    }
     message
+}
+
+/// The server's certificate was refused (unknown issuer, expired, wrong name): asking again
+/// cannot succeed, so the clients fail at once instead of retrying. rustls reports these as
+/// "invalid peer certificate: …" in the error's causes; reqwest has no kind for them.
+pub fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.to_string().contains("invalid peer certificate") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Adds a private CA's certificates (`ca_file`) to a client's trusted roots. They are added

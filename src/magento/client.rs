@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::error::{MagentoError, error_message, is_route_miss, is_transient_400};
 use super::oauth1;
 use crate::config::{Config, MagentoAuth};
-use crate::http::{Backoff, RequestLimiter, describe_transport, retry_after};
+use crate::http::{Backoff, RequestLimiter, describe_transport, is_certificate_error, retry_after};
 use crate::secret::Secret;
 
 /// Which store view a call addresses: the configured one, or `all` (global values — product
@@ -212,7 +212,8 @@ impl MagentoClient {
                 Ok(reply) => reply,
                 Err(e) => {
                     let message = describe_transport(&e);
-                    if (e.is_connect() || idempotent) && attempt < self.backoff.attempts {
+                    let retry = (e.is_connect() || idempotent) && !is_certificate_error(&e);
+                    if retry && attempt < self.backoff.attempts {
                         tracing::debug!(
                             path,
                             attempt,
