@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use connector::sandbox::SandboxOptions;
 use connector::store::Store;
 use serde_json::{Value, json};
-use util::sandbox::SandboxEnv;
+use util::sandbox::{SandboxEnv, on_hand};
 
 const BULK: &str = "POST /magento/rest/{store}/async/bulk/V1/products";
 const BULK_STATUS: &str = "GET /magento/rest/{store}/V1/bulk/{uuid}/status";
@@ -58,18 +58,8 @@ fn store(env: &SandboxEnv) -> Store {
 
 /// Every Acumatica stock item is a Magento product with its name, price, quantity and status.
 fn assert_magento_equals_acumatica(env: &SandboxEnv) {
-    let magento = env.magento_state();
-    let products = magento["products"].as_array().unwrap();
-    let stock_items = env.acumatica_state()["entities"]["stock_items"]
-        .as_array()
-        .unwrap()
-        .clone();
-    for item in stock_items {
+    for (item, p) in env.stock_items_with_products() {
         let sku = item["InventoryID"].as_str().unwrap();
-        let p = products
-            .iter()
-            .find(|p| p["sku"] == sku)
-            .unwrap_or_else(|| panic!("{sku} is not in Magento"));
         assert_eq!(
             p["name"].as_str(),
             item["Description"].as_str().map(str::trim),
@@ -80,15 +70,9 @@ fn assert_magento_equals_acumatica(env: &SandboxEnv) {
             item["DefaultPrice"].as_f64(),
             "{sku} price"
         );
-        let qty: f64 = item["WarehouseDetails"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
-            .sum();
         assert_eq!(
             p["qty_per_source"]["default"].as_f64().unwrap_or(0.0),
-            qty,
+            on_hand(&item),
             "{sku} qty"
         );
         assert_eq!(p["status"], 1, "{sku} status");

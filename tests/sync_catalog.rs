@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use connector::sandbox::SandboxOptions;
 use connector::store::{NewMessage, Store};
 use serde_json::{Value, json};
-use util::sandbox::SandboxEnv;
+use util::sandbox::{SandboxEnv, on_hand};
 
 const PRICES: &str = "POST /magento/rest/{store}/V1/products/base-prices";
 const SOURCE_ITEMS: &str = "POST /magento/rest/{store}/V1/inventory/source-items";
@@ -83,38 +83,19 @@ fn edit_item(env: &SandboxEnv, id: &str, body: Value) {
     env.acumatica_control(&format!("items/{id}"), body);
 }
 
-fn stock_items(env: &SandboxEnv) -> Vec<Value> {
-    env.acumatica_state()["entities"]["stock_items"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// Every Acumatica stock item is in Magento with its price, on-hand total and status.
 fn assert_magento_equals_acumatica(env: &SandboxEnv) {
-    let magento = env.magento_state();
-    let products = magento["products"].as_array().unwrap();
-    for item in stock_items(env) {
+    for (item, p) in env.stock_items_with_products() {
         let sku = item["InventoryID"].as_str().unwrap();
-        let p = products
-            .iter()
-            .find(|p| p["sku"] == sku)
-            .unwrap_or_else(|| panic!("{sku} is not in Magento"));
         assert_eq!(
             p["price"].as_f64(),
             item["DefaultPrice"].as_f64(),
             "{sku} price"
         );
-        let qty: f64 = item["WarehouseDetails"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
-            .sum();
         // An item in no warehouse has no inventory row, so no source item either.
         assert_eq!(
             p["qty_per_source"]["default"].as_f64().unwrap_or(0.0),
-            qty,
+            on_hand(&item),
             "{sku} qty"
         );
         assert_eq!(p["status"], 1, "{sku} status");

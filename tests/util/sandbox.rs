@@ -159,6 +159,26 @@ impl SandboxEnv {
         )
     }
 
+    /// Each Acumatica stock item with its Magento product; panics naming a SKU Magento lacks.
+    pub fn stock_items_with_products(&self) -> Vec<(Value, Value)> {
+        let magento = self.magento_state();
+        let products = magento["products"].as_array().unwrap();
+        let acumatica = self.acumatica_state();
+        acumatica["entities"]["stock_items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                let sku = item["InventoryID"].as_str().unwrap();
+                let product = products
+                    .iter()
+                    .find(|p| p["sku"] == sku)
+                    .unwrap_or_else(|| panic!("{sku} is not in Magento"));
+                (item.clone(), product.clone())
+            })
+            .collect()
+    }
+
     /// The end state every sync must reach: each Acumatica stock item in Magento with its
     /// price and on-hand total, each Magento order in Acumatica exactly once with its grand
     /// total, no customer email twice, and no Acumatica session left open.
@@ -166,27 +186,16 @@ impl SandboxEnv {
         let cents = |v: &Value| (v.as_f64().unwrap_or(f64::NAN) * 100.0).round() as i64;
         let acumatica = self.acumatica_state();
         let magento = self.magento_state();
-        let products = magento["products"].as_array().unwrap();
-        for item in acumatica["entities"]["stock_items"].as_array().unwrap() {
+        for (item, p) in self.stock_items_with_products() {
             let sku = item["InventoryID"].as_str().unwrap();
-            let p = products
-                .iter()
-                .find(|p| p["sku"] == sku)
-                .unwrap_or_else(|| panic!("{sku} is not in Magento"));
             assert_eq!(
                 cents(&p["price"]),
                 cents(&item["DefaultPrice"]),
                 "{sku} price"
             );
-            let qty: f64 = item["WarehouseDetails"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
-                .sum();
             assert_eq!(
                 p["qty_per_source"]["default"].as_f64().unwrap_or(0.0),
-                qty,
+                on_hand(&item),
                 "{sku} qty"
             );
         }
@@ -217,4 +226,14 @@ impl SandboxEnv {
         let sessions = &acumatica["sessions"];
         assert_eq!(sessions["open_sessions"], 0, "{sessions}");
     }
+}
+
+/// An Acumatica stock item's on-hand quantity over all its warehouses.
+pub fn on_hand(item: &Value) -> f64 {
+    item["WarehouseDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["QtyOnHand"].as_f64().unwrap_or(0.0))
+        .sum()
 }
