@@ -876,3 +876,55 @@ fn a_run_killed_between_odata_pages_loses_no_row() {
     assert_magento_equals_acumatica(&env);
     assert_no_limit_violation(&env);
 }
+
+/// The engine keeps two chunks in flight at once (one sending while the next is prepared and
+/// the last recorded). A record is never in both: a message whose record is in the chunk in
+/// flight waits until that chunk is recorded and is then weighed against what it delivered.
+/// Here a price's older version arrives a chunk after its newer one.
+#[test]
+fn a_record_in_two_chunks_is_sent_once_and_its_older_version_never_wins() {
+    // Batches of 10 at 8 at once: chunks of 1,000 messages.
+    let env = started(1100, &[("batch_size = 100", "batch_size = 10")]);
+    {
+        let s = store(&env);
+        s.set_cursor("prices", "2099-01-01T00:00:00.000Z").unwrap();
+        s.close_catch_ups("prices").unwrap();
+    }
+    let message = |sku: &str, version: &str, price: f64| NewMessage {
+        direction: "to_magento",
+        entity: "prices",
+        natural_key: sku.into(),
+        version: version.into(),
+        dedupe_key: format!("test|prices|{sku}|{version}"),
+        operation: "upsert",
+        payload: json!({"InventoryID": sku, "BasePrice": price}).to_string(),
+    };
+    let (newer, older) = ("2030-01-02T00:00:00.000Z", "2030-01-01T00:00:00.000Z");
+    // Magento's seeded catalogue: SB-0001 … SB-1100.
+    let mut queue = vec![message("SB-0001", newer, 77.0)];
+    queue.extend((2..=1001).map(|i| message(&format!("SB-{i:04}"), newer, i as f64)));
+    queue.push(message("SB-0001", older, 11.0));
+    store(&env)
+        .enqueue_collected("prices", &queue, None)
+        .unwrap();
+    // Calls take a while, so the second chunk is read while the first is in flight.
+    env.magento_control("faults", json!({ "latency_ms": 20 }));
+
+    let report = sync(&env, &["--entity", "prices"], 0);
+    assert_eq!(counts(&report, "prices")["delivered"], 1001, "{report}");
+    assert_eq!(counts(&report, "prices")["skipped"], 1, "{report}");
+    assert_eq!(product(&env, "SB-0001")["price"], 77.0);
+    assert_eq!(product(&env, "SB-1001")["price"], 1001.0);
+    let statuses: Vec<(String, String)> = store(&env)
+        .messages_for("prices", "SB-0001")
+        .unwrap()
+        .into_iter()
+        .map(|(_, version, status)| (version, status))
+        .collect();
+    assert!(
+        statuses.contains(&(newer.into(), "delivered".into()))
+            && statuses.contains(&(older.into(), "skipped".into())),
+        "{statuses:?}"
+    );
+    assert_no_limit_violation(&env);
+}

@@ -368,17 +368,7 @@ impl AcumaticaClient {
                 }
                 None => {}
             }
-            let permit = self.limiter.acquire().await;
-            let outcome = request.send().await;
-            let outcome = match outcome {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    response.text().await.map(|body| (status, headers, body))
-                }
-                Err(e) => Err(e),
-            };
-            drop(permit);
+            let outcome = crate::http::exchange(&self.limiter, request).await;
 
             let (status, headers, text) = match outcome {
                 Ok(reply) => reply,
@@ -616,17 +606,7 @@ impl AcumaticaClient {
                     session.http.post(&url).form(&form)
                 }
             };
-            let permit = self.limiter.acquire().await;
-            let outcome = request.send().await;
-            let outcome = match outcome {
-                Ok(r) => {
-                    let status = r.status();
-                    let headers = r.headers().clone();
-                    r.text().await.map(|t| (status, headers, t))
-                }
-                Err(e) => Err(e),
-            };
-            drop(permit);
+            let outcome = crate::http::exchange(&self.limiter, request).await;
             let (status, headers, text) = match outcome {
                 Ok(x) => x,
                 Err(e) if attempt < self.backoff.attempts => {
@@ -743,13 +723,12 @@ impl AcumaticaClient {
             if let Some(bearer) = &state.bearer {
                 request = request.bearer_auth(bearer.expose());
             }
-            let permit = self.limiter.acquire().await;
-            match request.send().await {
-                Ok(r) if r.status().is_success() || r.status() == StatusCode::UNAUTHORIZED => {}
-                Ok(r) => tracing::warn!("Acumatica logout answered {}", r.status()),
+            match crate::http::exchange(&self.limiter, request).await {
+                Ok((status, _, _)) if status.is_success() || status == StatusCode::UNAUTHORIZED => {
+                }
+                Ok((status, _, _)) => tracing::warn!("Acumatica logout answered {status}"),
                 Err(e) => tracing::warn!("Acumatica logout failed: {}", describe_transport(&e)),
             }
-            drop(permit);
             *state = SessionState::default();
             session.open.store(false, Ordering::Relaxed);
         }

@@ -65,11 +65,12 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 /// Caps requests in flight and paces them to a per-minute rate. Pacing is even (one request
 /// every 60/rate seconds) rather than bursty, because Acumatica delays every request once a
-/// client has used half of its per-minute allowance.
+/// client has used half of its per-minute allowance. Clones share the slots and the pace.
+#[derive(Clone)]
 pub struct RequestLimiter {
     in_flight: Arc<Semaphore>,
     interval: Option<Duration>,
-    next_slot: Mutex<Option<Instant>>,
+    next_slot: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Held while a request is in flight.
@@ -84,7 +85,7 @@ impl RequestLimiter {
             interval: requests_per_minute
                 .filter(|rpm| *rpm > 0)
                 .map(|rpm| Duration::from_secs_f64(60.0 / rpm as f64)),
-            next_slot: Mutex::new(None),
+            next_slot: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -107,6 +108,42 @@ impl RequestLimiter {
             tokio::time::sleep_until(start).await;
         }
         RequestPermit { _permit: permit }
+    }
+}
+
+/// A whole reply: status, headers and body.
+pub type Reply = (reqwest::StatusCode, reqwest::header::HeaderMap, String);
+
+/// Sends `request` once `limiter` gives it a slot and reads the whole reply, in a task of its
+/// own: the exchange goes on whether or not the caller is polled meanwhile. A sync busy with
+/// local work between its calls (reading and recording a chunk in SQLite) used to hold replies
+/// unread and leave freed slots idle until it next awaited; now a request already queued takes
+/// a freed slot at once. Dropping the returned future aborts the exchange.
+pub async fn exchange(
+    limiter: &RequestLimiter,
+    request: reqwest::RequestBuilder,
+) -> Result<Reply, reqwest::Error> {
+    /// Aborts the task when the caller gives up on it (a timeout, a cancelled run).
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let limiter = limiter.clone();
+    let mut task = AbortOnDrop(tokio::spawn(async move {
+        let _permit = limiter.acquire().await;
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await?;
+        Ok((status, headers, body))
+    }));
+    match (&mut task.0).await {
+        Ok(reply) => reply,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only this function aborts the task, and not while awaiting it.
+        Err(e) => unreachable!("the exchange task was cancelled: {e}"),
     }
 }
 

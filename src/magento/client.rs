@@ -197,16 +197,7 @@ impl MagentoClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let permit = self.limiter.acquire().await;
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    response.text().await.map(|text| (status, headers, text))
-                }
-                Err(e) => Err(e),
-            };
-            drop(permit);
+            let outcome = crate::http::exchange(&self.limiter, request).await;
 
             let (status, headers, text) = match outcome {
                 Ok(reply) => reply,

@@ -15,6 +15,9 @@ pub struct QueuedMessage {
     pub operation: String,
     pub payload: Option<String>,
     pub attempts: u32,
+    /// The record's mapping (what was delivered last) as it was when the message was read:
+    /// read in the same query, so the engine needs no lookup per record.
+    pub mapping: Option<Mapping>,
 }
 
 /// Which Magento (or Acumatica) record an entity's record was delivered to, and what was sent.
@@ -60,7 +63,8 @@ impl Store {
     pub fn count_due(&self, entity: &str) -> rusqlite::Result<u64> {
         let n: i64 = self.conn.query_row(
             "SELECT COUNT(*) FROM messages
-             WHERE entity = ?1 AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))",
+             WHERE entity = ?1 AND status IN ('pending', 'failed')
+               AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))",
             params![entity, now()],
             |r| r.get(0),
         )?;
@@ -76,12 +80,16 @@ impl Store {
         limit: usize,
     ) -> rusqlite::Result<Vec<QueuedMessage>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, entity, natural_key, version, operation, payload, attempts FROM messages
-             WHERE entity = ?1 AND id > ?4
-               AND (status = 'pending' OR (status = 'failed' AND next_attempt_at <= ?2))
-             ORDER BY id LIMIT ?3",
+            "SELECT m.id, m.entity, m.natural_key, m.version, m.operation, m.payload, m.attempts,
+                    map.magento_key, map.payload_hash, map.version, map.line_mappings
+             FROM messages m
+             LEFT JOIN mappings map ON map.entity = m.entity AND map.acumatica_key = m.natural_key
+             WHERE m.entity = ?1 AND m.id > ?4 AND m.status IN ('pending', 'failed')
+               AND (m.status = 'pending' OR (m.status = 'failed' AND m.next_attempt_at <= ?2))
+             ORDER BY m.id LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![entity, now(), limit as i64, after_id], |r| {
+            let target_key: Option<String> = r.get(7)?;
             Ok(QueuedMessage {
                 id: r.get(0)?,
                 entity: r.get(1)?,
@@ -90,6 +98,15 @@ impl Store {
                 operation: r.get(4)?,
                 payload: r.get(5)?,
                 attempts: r.get::<_, i64>(6)?.max(0) as u32,
+                mapping: match target_key {
+                    Some(target_key) => Some(Mapping {
+                        target_key,
+                        payload_hash: r.get(8)?,
+                        version: r.get(9)?,
+                        line_mappings: r.get(10)?,
+                    }),
+                    None => None,
+                },
             })
         })?;
         rows.collect()
@@ -142,6 +159,14 @@ impl Store {
             let mut message = tx.prepare_cached(
                 "UPDATE messages SET status = 'delivered', last_error = NULL, updated_at = ?2 WHERE id = ?1",
             )?;
+            // The common case, a record delivered again to the same target, only rewrites the
+            // row: the upsert below also rewrote the (entity, magento_key) index entry each time.
+            let mut refresh = tx.prepare_cached(
+                "UPDATE mappings SET
+                    line_mappings = COALESCE(?4, line_mappings),
+                    payload_hash = ?5, version = ?6, synced_at = ?7
+                 WHERE entity = ?1 AND acumatica_key = ?2 AND magento_key = ?3",
+            )?;
             let mut mapping = tx.prepare_cached(
                 "INSERT INTO mappings (entity, acumatica_key, magento_key, line_mappings, payload_hash, version, synced_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -156,7 +181,7 @@ impl Store {
                 for id in delivery.message_ids {
                     message.execute(params![id, at])?;
                 }
-                mapping.execute(params![
+                let values = params![
                     delivery.entity,
                     delivery.source_key,
                     delivery.target_key,
@@ -164,7 +189,10 @@ impl Store {
                     delivery.payload_hash,
                     delivery.version,
                     at
-                ])?;
+                ];
+                if refresh.execute(values)? == 0 {
+                    mapping.execute(values)?;
+                }
             }
         }
         tx.commit()

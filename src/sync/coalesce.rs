@@ -61,6 +61,7 @@ mod tests {
             operation: operation.into(),
             payload: None,
             attempts: 0,
+            mapping: None,
         }
     }
 

@@ -128,7 +128,9 @@ where
                 let reply = send(items[start..end].to_vec());
                 async move { (start, end, reply.await) }
             })
-            .buffer_unordered(concurrency);
+            // Twice the slots: the extra batches wait in the client's limiter (which keeps the
+            // cap), ready to take a freed slot while the engine records or prepares a chunk.
+            .buffer_unordered(2 * concurrency);
         let mut again: Vec<(usize, usize)> = Vec::new();
         while let Some((start, end, reply)) = replies.next().await {
             match reply {

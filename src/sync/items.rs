@@ -52,7 +52,9 @@ pub async fn deliver(
             progress.advance(Entity::Items, 1);
             (record, outcome)
         })
-        .buffer_unordered(concurrency)
+        // Twice the slots: the extra calls wait in the client's limiter (which keeps the cap),
+        // ready to take a freed slot while the engine is busy recording another chunk.
+        .buffer_unordered(2 * concurrency)
         .collect()
         .await
 }
