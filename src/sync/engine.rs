@@ -295,8 +295,8 @@ async fn sync_entity(
     // it all in memory. Coalescing works within a chunk; a record whose versions straddle two
     // chunks costs a second call at worst, and the stale check keeps the newest.
     //
-    // Chunks go through a pipeline `pipeline_depth(entity)` deep: while one chunk's calls are
-    // in flight the next is read and prepared and the one before is recorded, so the
+    // Chunks go through a pipeline `pipeline_depth(entity)` deep: while chunks' calls are in
+    // flight the next is read and prepared and the one before is recorded, so the
     // connector's own work (SQLite, JSON, hashing) overlaps the round trips instead of
     // leaving the remote system's slots idle between chunks. A record is never in flight
     // twice: a message whose record (`conflict_key`) is in a chunk still in flight waits, and
@@ -414,13 +414,15 @@ fn delivery_chunk(config: &Config, entity: Entity) -> usize {
     }
 }
 
-/// How many chunks of `entity` may be in flight at once. Two for the catalogue flows, whose
-/// records are independent of each other (one product, price or quantity per SKU). One for
+/// How many chunks of `entity` may be in flight at once. Three for the catalogue flows, whose
+/// records are independent of each other (one product, price or quantity per SKU): with two,
+/// the chunk ahead was often sent before the one behind it was recorded and the next read,
+/// and the slots waited. One for
 /// the flows to Acumatica and for shipments, whose records depend on others delivered in the
 /// same run (an order's customer, a shipment's order) and whose writes are not idempotent.
 fn pipeline_depth(entity: Entity) -> usize {
     match entity {
-        Entity::Items | Entity::Prices | Entity::Inventory => 2,
+        Entity::Items | Entity::Prices | Entity::Inventory => 3,
         Entity::Customers | Entity::Orders | Entity::Shipments => 1,
     }
 }
