@@ -18,7 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/001_initial.sql"),
     include_str!("../../migrations/002_receiver.sql"),
     include_str!("../../migrations/003_message_counts.sql"),
-    include_str!("../../migrations/004_due_index.sql"),
+    include_str!("../../migrations/004_queue_indexes.sql"),
 ];
 
 /// The schema version this build writes: the number of migrations.
