@@ -94,15 +94,28 @@ pub async fn deliver(
     let source = ctx.config.magento.inventory_source.clone();
     let legacy = ctx.config.magento.inventory_api == InventoryApi::Legacy;
     let mut pending: Vec<(String, Value, String)> = Vec::new();
-    for (sku, recs) in &by_sku {
-        let stored = match ctx.store(|s| s.stock_rows(sku)) {
-            Ok(rows) => rows,
-            Err(e) => {
-                pending.push((sku.clone(), Value::Null, format!("error: {e}")));
-                continue;
-            }
-        };
+    // What is kept and what was sent last, for every SKU of the chunk in two queries.
+    let skus: Vec<&str> = by_sku.keys().map(String::as_str).collect();
+    let kept = ctx.store(|s| {
+        Ok((
+            s.stock_rows_of(&skus)?,
+            s.mappings_of(Entity::Inventory.name(), &skus)?,
+        ))
+    });
+    let (mut stored, sent) = match kept {
+        Ok(kept) => kept,
+        Err(e) => {
+            let failed = by_sku
+                .keys()
+                .map(|sku| (sku.clone(), Err(format!("{e:#}"))))
+                .collect();
+            return finish(done, by_sku, failed);
+        }
+    };
+    for sku in by_sku.keys() {
         let mut per_warehouse: BTreeMap<String, f64> = stored
+            .remove(sku)
+            .unwrap_or_default()
             .into_iter()
             .map(|(w, oh, av)| (w, if on_hand { oh } else { av }.unwrap_or(0.0)))
             .collect();
@@ -122,13 +135,8 @@ pub async fn deliver(
             json!({ "sku": sku, "source_code": source, "quantity": quantity, "status": u8::from(quantity > 0.0) })
         };
         let hash = payload_hash(&payload);
-        let last = ctx
-            .store(|s| s.mapping(Entity::Inventory.name(), sku))
-            .ok()
-            .flatten()
-            .and_then(|m| m.payload_hash);
-        if last.as_deref() == Some(hash.as_str()) {
-            let _ = recs;
+        let last = sent.get(sku).and_then(|m| m.payload_hash.as_deref());
+        if last == Some(hash.as_str()) {
             pending.push((sku.clone(), Value::Null, "unchanged".into()));
         } else {
             pending.push((sku.clone(), payload, hash));
@@ -268,14 +276,15 @@ pub(super) async fn existing_skus(
     ctx: &Context<'_>,
     skus: &[String],
 ) -> Result<Vec<String>, String> {
-    let mut found = Vec::new();
-    let mut unknown = Vec::new();
-    for sku in skus {
-        match ctx.store(|s| s.mapping(Entity::Items.name(), sku)) {
-            Ok(Some(_)) => found.push(sku.clone()),
-            _ => unknown.push(sku.clone()),
-        }
-    }
+    let keys: Vec<&str> = skus.iter().map(String::as_str).collect();
+    let mapped = ctx
+        .store(|s| s.mappings_of(Entity::Items.name(), &keys))
+        .unwrap_or_default();
+    let (found, unknown): (Vec<String>, Vec<String>) = skus
+        .iter()
+        .cloned()
+        .partition(|sku| mapped.contains_key(sku));
+    let mut found = found;
     for chunk in unknown.chunks(100) {
         let query = SearchCriteria::new()
             .and(Filter::new("sku", Condition::In, chunk.join(",")))
