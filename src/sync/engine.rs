@@ -400,15 +400,16 @@ const DELIVERY_CHUNK: usize = 1000;
 
 /// Messages read from the queue at a time for `entity`. The batch flows (prices, inventory)
 /// send a chunk as batches of `sync.batch_size`, up to `magento.max_concurrent_requests` at
-/// once; a chunk of 1,000 was 10 batches of 100, i.e. two waves of 8 and 2 with 6 slots idle,
-/// then a pause while the chunk was recorded. A chunk of four full waves keeps the slots busy.
-/// Still bounded, so memory stays flat however large the queue.
+/// once: a chunk is two full waves of them, and the pipeline (`pipeline_depth`) keeps the
+/// next chunks queued behind it. Four waves per chunk with three chunks in flight held some
+/// 10,000 records at once and doubled a large sync's peak memory (benches/memory.rs); two
+/// keep it flat. Still bounded, however large the queue.
 fn delivery_chunk(config: &Config, entity: Entity) -> usize {
     match entity {
         Entity::Prices | Entity::Inventory => {
             let wave = config.sync.batch_size.max(1) as usize
                 * config.magento.max_concurrent_requests.max(1) as usize;
-            (wave * 4).clamp(DELIVERY_CHUNK, 20_000)
+            (wave * 2).clamp(DELIVERY_CHUNK, 20_000)
         }
         _ => DELIVERY_CHUNK,
     }
