@@ -2,7 +2,7 @@
 //! transactions. Every committed write is sent, with before/after rows, to whoever subscribed
 //! (the push-notification side), as one [`Transaction`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -16,6 +16,29 @@ use super::tables::{Change, Row, TABLES, TableSource, Transaction};
 /// record so they round-trip; keyed by the record's `NoteID`.
 pub type Extras = Map<String, Value>;
 
+/// Columns the store keeps an index on (value → row keys), as a database would: looking a
+/// sales order up by its customer order number, a customer by email or a record by `NoteID`
+/// otherwise rendered and tested every row of the table, so each call cost grew with it.
+const INDEXED: &[(&str, &str)] = &[
+    ("SOOrder", "CustomerOrderNbr"),
+    ("SOOrder", "CustomerRefNbr"),
+    ("SOOrder", "NoteID"),
+    ("Customer", "Email"),
+    ("Customer", "NoteID"),
+    ("InventoryItem", "NoteID"),
+    ("SOShipment", "NoteID"),
+];
+
+/// How an index files a value: lower case, as `$filter` compares strings; numbers by their
+/// text. Other values (null, booleans) are not filed: no string equals them.
+pub fn index_value(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Number(n) => Some(n.to_string().to_lowercase()),
+        _ => None,
+    }
+}
+
 pub struct Store {
     tables: BTreeMap<String, BTreeMap<String, Row>>,
     extras: HashMap<String, Extras>,
@@ -27,6 +50,9 @@ pub struct Store {
     /// folds into its first change without a scan (a seed of thousands of rows is one
     /// transaction). Cleared by `commit` and `rollback`.
     pending: HashMap<(String, String), usize>,
+    /// The `INDEXED` columns: (table, column) → [`index_value`] → keys of the rows holding
+    /// it. Kept in step by [`Store::set`], the one place rows are stored or removed.
+    indexes: HashMap<(&'static str, &'static str), HashMap<String, BTreeSet<String>>>,
 }
 
 /// The key fields of `table` (panics for a table not in `TABLES`: a programming error).
@@ -88,6 +114,10 @@ impl Store {
             rng: StdRng::seed_from_u64(seed ^ 0xACC0_4A71),
             subscribers: Vec::new(),
             pending: HashMap::new(),
+            indexes: INDEXED
+                .iter()
+                .map(|&column| (column, HashMap::new()))
+                .collect(),
         }
     }
 
@@ -153,9 +183,30 @@ impl Store {
     }
 
     pub fn find_by_note_id(&self, table: &str, note_id: &str) -> Option<&Row> {
-        self.tables[table]
-            .values()
-            .find(|row| row.get("NoteID").and_then(Value::as_str) == Some(note_id))
+        let by_index = self.lookup(table, "NoteID", &Value::String(note_id.to_string()));
+        let mut rows: Box<dyn Iterator<Item = &Row>> = match by_index {
+            Some(keys) => Box::new(keys.filter_map(|key| self.get(table, key))),
+            None => Box::new(self.tables[table].values()),
+        };
+        rows.find(|row| row.get("NoteID").and_then(Value::as_str) == Some(note_id))
+    }
+
+    /// Keys of the rows of `table` whose `column` may equal `value` (equal by
+    /// [`index_value`]: the caller still tests each row), in key order; `None` when the
+    /// column has no index.
+    pub fn lookup<'a>(
+        &'a self,
+        table: &str,
+        column: &str,
+        value: &Value,
+    ) -> Option<impl Iterator<Item = &'a String> + use<'a>> {
+        let index = self
+            .indexes
+            .iter()
+            .find(|((t, c), _)| *t == table && *c == column)?
+            .1;
+        let keys = index_value(value).and_then(|v| index.get(&v));
+        Some(keys.into_iter().flatten())
     }
 
     pub fn extras(&self, note_id: &str) -> Option<&Extras> {
@@ -189,10 +240,7 @@ impl Store {
         }
         let now = self.now();
         row.insert("LastModifiedDateTime".into(), Value::String(stamp(now)));
-        self.tables
-            .get_mut(table)
-            .expect("known table")
-            .insert(key.clone(), row.clone());
+        self.set(table, &key, Some(row.clone()));
         self.record(changes, table, &key, before, Some(row.clone()));
         row
     }
@@ -206,15 +254,12 @@ impl Store {
         let before = row.clone();
         let now = self.now();
         row.insert("LastModifiedDateTime".into(), Value::String(stamp(now)));
-        self.tables
-            .get_mut(table)
-            .expect("known table")
-            .insert(key.to_string(), row.clone());
+        self.set(table, key, Some(row.clone()));
         self.record(changes, table, key, Some(before), Some(row));
     }
 
     pub fn delete_row(&mut self, table: &str, key: &str, changes: &mut Vec<Change>) {
-        if let Some(before) = self.tables.get_mut(table).and_then(|t| t.remove(key)) {
+        if let Some(before) = self.set(table, key, None) {
             if let Some(Value::String(note)) = before.get("NoteID") {
                 self.extras.remove(note);
             }
@@ -229,15 +274,7 @@ impl Store {
             let probe = change.after.as_ref().or(change.before.as_ref());
             let Some(probe) = probe else { continue };
             let key = row_key(&change.table, probe);
-            let rows = self.tables.get_mut(&change.table).expect("known table");
-            match change.before {
-                Some(before) => {
-                    rows.insert(key, before);
-                }
-                None => {
-                    rows.remove(&key);
-                }
-            }
+            self.set(&change.table, &key, change.before);
         }
     }
 
@@ -271,6 +308,36 @@ impl Store {
 }
 
 impl Store {
+    /// Stores (`Some`) or removes (`None`) the row at `key`, keeping the indexes in step;
+    /// returns the row it replaced.
+    fn set(&mut self, table: &str, key: &str, row: Option<Row>) -> Option<Row> {
+        let rows = self.tables.get_mut(table).expect("known table");
+        let old = match row {
+            Some(row) => rows.insert(key.to_string(), row),
+            None => rows.remove(key),
+        };
+        let new = rows.get(key);
+        for (&(_, column), index) in self.indexes.iter_mut().filter(|((t, _), _)| *t == table) {
+            let value = |r: Option<&Row>| r.and_then(|r| r.get(column)).and_then(index_value);
+            let (was, now) = (value(old.as_ref()), value(new));
+            if was == now {
+                continue;
+            }
+            if let Some(was) = was
+                && let Some(keys) = index.get_mut(&was)
+            {
+                keys.remove(key);
+                if keys.is_empty() {
+                    index.remove(&was);
+                }
+            }
+            if let Some(now) = now {
+                index.entry(now).or_default().insert(key.to_string());
+            }
+        }
+        old
+    }
+
     /// Adds a change to the transaction, folding a second write of one row into the first.
     fn record(
         &mut self,

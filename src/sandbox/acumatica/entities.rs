@@ -172,6 +172,15 @@ impl Entity {
         }
     }
 
+    /// The column a top-level text field shows unchanged (`CustomerOrder` → `CustomerOrderNbr`),
+    /// so a `$filter` on the field can use an index on the column.
+    pub fn text_column(self, field: &str) -> Option<&'static str> {
+        self.maps()
+            .iter()
+            .find(|m| m.field == field && matches!(m.conv, Conv::Text))
+            .map(|m| m.column)
+    }
+
     /// Contract fields handled by code rather than by a plain column map.
     fn special_fields(self) -> &'static [&'static str] {
         match self {

@@ -10,6 +10,7 @@
 //! - [`Filter::matches`]`(row, types)`: checks, then evaluates against one flat [`Row`].
 //!   `types(field)` says what a field is; `None` means the entity/GI has no such field.
 //! - [`Filter::fields`]: the field names the filter refers to.
+//! - [`Filter::candidates`]`(lookup)`: the row keys an indexed equality narrows the filter to.
 //! - [`FilterError::status`] / [`FilterError::body`]: the HTTP reply Acumatica gives for a
 //!   filter it cannot use.
 //!
@@ -25,6 +26,7 @@
 //! `x eq null` is true only for null/absent values, any ordering comparison with null is false.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
@@ -224,6 +226,57 @@ impl Filter {
     ) -> Result<bool, FilterError> {
         self.check(types)?;
         Ok(eval_bool(&self.expr, row, types))
+    }
+
+    /// The keys of every row that can pass, when the filter pins an indexed field: each
+    /// `field eq 'text'` asks `lookup(field, text)` for the keys of the rows holding that text
+    /// (`None`: no index on the field); `and` takes the sides that answer (both: their
+    /// intersection), `or` needs both (their union). `None`: every row must be tested. The
+    /// keys are a superset: each row is still tested with [`Filter::matches`].
+    pub fn candidates(
+        &self,
+        lookup: &dyn Fn(&str, &str) -> Option<BTreeSet<String>>,
+    ) -> Option<BTreeSet<String>> {
+        fn walk(
+            e: &Expr,
+            lookup: &dyn Fn(&str, &str) -> Option<BTreeSet<String>>,
+        ) -> Option<BTreeSet<String>> {
+            match e {
+                Expr::Compare {
+                    op: CompareOp::Eq,
+                    left,
+                    right,
+                    ..
+                } => match (left.as_ref(), right.as_ref()) {
+                    (
+                        Expr::Field { name, .. },
+                        Expr::Literal {
+                            value: Literal::String(text),
+                            ..
+                        },
+                    )
+                    | (
+                        Expr::Literal {
+                            value: Literal::String(text),
+                            ..
+                        },
+                        Expr::Field { name, .. },
+                    ) => lookup(name, text),
+                    _ => None,
+                },
+                Expr::And(l, r) => match (walk(l, lookup), walk(r, lookup)) {
+                    (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                    (one, other) => one.or(other),
+                },
+                Expr::Or(l, r) => {
+                    let (mut a, b) = (walk(l, lookup)?, walk(r, lookup)?);
+                    a.extend(b);
+                    Some(a)
+                }
+                _ => None,
+            }
+        }
+        walk(&self.expr, lookup)
     }
 
     /// The field names the filter mentions, in order of appearance, without repeats.
