@@ -1154,4 +1154,37 @@ mod tests {
         assert!(parse("Qty").unwrap().check(&types).is_err());
         assert!(parse("Qty eq 1 and 'x'").unwrap().check(&types).is_err());
     }
+
+    /// `candidates` with an index on `InventoryID` that holds each text under its own name.
+    fn candidates(filter: &str) -> Option<Vec<String>> {
+        let lookup = |field: &str, text: &str| {
+            (field == "InventoryID").then(|| BTreeSet::from([text.to_lowercase()]))
+        };
+        parse(filter)
+            .unwrap()
+            .candidates(&lookup)
+            .map(|keys| keys.into_iter().collect())
+    }
+
+    #[test]
+    fn candidates_come_only_from_equalities_every_match_must_meet() {
+        let v = |keys: &[&str]| Some(keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+        assert_eq!(candidates("InventoryID eq 'A'"), v(&["a"]));
+        assert_eq!(candidates("'A' eq InventoryID"), v(&["a"]));
+        assert_eq!(candidates("Qty gt 1 and InventoryID eq 'A'"), v(&["a"]));
+        assert_eq!(
+            candidates("Qty gt 1 and (InventoryID eq 'A' or InventoryID eq 'B')"),
+            v(&["a", "b"])
+        );
+        assert_eq!(
+            candidates("InventoryID eq 'A' and InventoryID eq 'B'"),
+            v(&[])
+        );
+        // A side no index bounds leaves every row to test.
+        assert_eq!(candidates("InventoryID eq 'A' or Qty gt 1"), None);
+        assert_eq!(candidates("not (InventoryID eq 'A')"), None);
+        assert_eq!(candidates("InventoryID ne 'A'"), None);
+        assert_eq!(candidates("Description eq 'A'"), None);
+        assert_eq!(candidates("startswith(InventoryID, 'A')"), None);
+    }
 }
