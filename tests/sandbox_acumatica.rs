@@ -1496,6 +1496,78 @@ async fn a_put_with_a_filter_updates_the_record_it_names() {
     );
 }
 
+/// The order numbers a `$filter` on `SalesOrder` finds, in the order returned.
+async fn order_numbers(sandbox: &Sandbox, client: &reqwest::Client, filter: &str) -> Vec<String> {
+    let (status, found) = get_json(client, &filtered(sandbox, "SalesOrder", filter)).await;
+    assert_eq!(status, StatusCode::OK, "{filter}: {found}");
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["OrderNbr"]["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_filter_by_customer_order_follows_updates_and_deletes() {
+    // Such filters are answered from an index on the column: it must never go stale.
+    let sandbox = start().await;
+    let client = signed_in(&sandbox).await;
+    put_json(&client, &url(&sandbox, "SalesOrder"), &order_body()).await;
+    let mut second = order_body();
+    second["CustomerOrder"] = json!({"value": "Web-2"});
+    put_json(&client, &url(&sandbox, "SalesOrder"), &second).await;
+    let both = "OrderType eq 'SO' and (CustomerOrder eq '000000123' or CustomerOrder eq 'WEB-2')";
+    assert_eq!(
+        order_numbers(&sandbox, &client, both).await,
+        ["000001", "000002"]
+    );
+    assert_eq!(
+        order_numbers(
+            &sandbox,
+            &client,
+            "CustomerOrder eq 'web-2' and OrderType eq 'RC'"
+        )
+        .await,
+        Vec::<String>::new()
+    );
+
+    let (status, _) = put_json(
+        &client,
+        &url(&sandbox, "SalesOrder"),
+        &json!({"OrderType": {"value": "SO"}, "OrderNbr": {"value": "000002"},
+                "CustomerOrder": {"value": "Web-3"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        order_numbers(&sandbox, &client, "CustomerOrder eq 'Web-2'").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        order_numbers(&sandbox, &client, "CustomerOrder eq 'Web-3'").await,
+        ["000002"]
+    );
+
+    let deleted = client
+        .delete(url(&sandbox, "SalesOrder/SO/000002"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked("DELETE", deleted).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        order_numbers(&sandbox, &client, "CustomerOrder eq 'Web-3'").await,
+        Vec::<String>::new()
+    );
+    // Numbering still follows the greatest number in use.
+    let (_, third) = put_json(&client, &url(&sandbox, "SalesOrder"), &second).await;
+    assert_eq!(third["OrderNbr"]["value"], "000002");
+    assert_eq!(
+        order_numbers(&sandbox, &client, both).await,
+        ["000001", "000002"]
+    );
+}
+
 #[tokio::test]
 async fn an_order_line_cannot_be_shipped_twice_and_the_control_route_ships_as_a_clerk_would() {
     let sandbox = start().await;

@@ -2,7 +2,7 @@
 //! transactions. Every committed write is sent, with before/after rows, to whoever subscribed
 //! (the push-notification side), as one [`Transaction`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -16,6 +16,77 @@ use super::tables::{Change, Row, TABLES, TableSource, Transaction};
 /// record so they round-trip; keyed by the record's `NoteID`.
 pub type Extras = Map<String, Value>;
 
+/// What an index files a row under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Indexed {
+    /// A column's value as `$filter` compares it ([`index_value`]), for lookups by value.
+    Value(&'static str),
+    /// A document number column (a string reading as a `u64`), per value of a group column
+    /// (none: one group), for the greatest number in use.
+    Number {
+        group: Option<&'static str>,
+        number: &'static str,
+    },
+}
+
+/// The indexes the store keeps beside its tables, as a database would: looking a sales order
+/// up by its customer order number, a customer by email or a record by `NoteID` rendered and
+/// tested every row of the table, and numbering a new order or shipment read every row, so
+/// each call cost grew with the table.
+const INDEXES: &[(&str, Indexed)] = &[
+    ("SOOrder", Indexed::Value("CustomerOrderNbr")),
+    ("SOOrder", Indexed::Value("CustomerRefNbr")),
+    ("SOOrder", Indexed::Value("NoteID")),
+    (
+        "SOOrder",
+        Indexed::Number {
+            group: Some("OrderType"),
+            number: "OrderNbr",
+        },
+    ),
+    ("Customer", Indexed::Value("Email")),
+    ("Customer", Indexed::Value("NoteID")),
+    ("InventoryItem", Indexed::Value("NoteID")),
+    ("SOShipment", Indexed::Value("NoteID")),
+    (
+        "SOShipment",
+        Indexed::Number {
+            group: None,
+            number: "ShipmentNbr",
+        },
+    ),
+];
+
+/// How an index files a value: lower case, as `$filter` compares strings; numbers by their
+/// text. Other values (null, booleans) are not filed: no string equals them.
+fn index_value(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Number(n) => Some(n.to_string().to_lowercase()),
+        _ => None,
+    }
+}
+
+impl Indexed {
+    /// Where `row` is filed: (value, 0) or (group value, number); `None`: not filed.
+    fn key(self, row: &Row) -> Option<(String, u64)> {
+        match self {
+            Indexed::Value(column) => row.get(column).and_then(index_value).map(|v| (v, 0)),
+            Indexed::Number { group, number } => {
+                let n = row.get(number)?.as_str()?.parse::<u64>().ok()?;
+                let group = group
+                    .and_then(|g| row.get(g))
+                    .map(plain)
+                    .unwrap_or_default();
+                Some((group, n))
+            }
+        }
+    }
+}
+
+/// One index: where each row is filed → the keys of the rows filed there.
+type Index = BTreeMap<(String, u64), BTreeSet<String>>;
+
 pub struct Store {
     tables: BTreeMap<String, BTreeMap<String, Row>>,
     extras: HashMap<String, Extras>,
@@ -27,6 +98,9 @@ pub struct Store {
     /// folds into its first change without a scan (a seed of thousands of rows is one
     /// transaction). Cleared by `commit` and `rollback`.
     pending: HashMap<(String, String), usize>,
+    /// The [`INDEXES`], each beside its table and kept in step by [`Store::set`], the one
+    /// place rows are stored or removed.
+    indexes: Vec<(&'static str, Indexed, Index)>,
 }
 
 /// The key fields of `table` (panics for a table not in `TABLES`: a programming error).
@@ -88,6 +162,10 @@ impl Store {
             rng: StdRng::seed_from_u64(seed ^ 0xACC0_4A71),
             subscribers: Vec::new(),
             pending: HashMap::new(),
+            indexes: INDEXES
+                .iter()
+                .map(|&(table, indexed)| (table, indexed, Index::new()))
+                .collect(),
         }
     }
 
@@ -153,9 +231,53 @@ impl Store {
     }
 
     pub fn find_by_note_id(&self, table: &str, note_id: &str) -> Option<&Row> {
-        self.tables[table]
-            .values()
-            .find(|row| row.get("NoteID").and_then(Value::as_str) == Some(note_id))
+        let by_index = self.lookup(table, "NoteID", &Value::String(note_id.to_string()));
+        let mut rows: Box<dyn Iterator<Item = &Row>> = match by_index {
+            Some(keys) => Box::new(keys.filter_map(|key| self.get(table, key))),
+            None => Box::new(self.tables[table].values()),
+        };
+        rows.find(|row| row.get("NoteID").and_then(Value::as_str) == Some(note_id))
+    }
+
+    fn index(&self, table: &str, indexed: Indexed) -> Option<&Index> {
+        self.indexes
+            .iter()
+            .find(|(t, i, _)| *t == table && *i == indexed)
+            .map(|(_, _, index)| index)
+    }
+
+    /// Keys of the rows of `table` whose `column` may equal `value` (equal by
+    /// [`index_value`]: the caller still tests each row), in key order; `None` when the
+    /// column has no index.
+    pub fn lookup<'a>(
+        &'a self,
+        table: &str,
+        column: &'static str,
+        value: &Value,
+    ) -> Option<impl Iterator<Item = &'a String> + use<'a>> {
+        let index = self.index(table, Indexed::Value(column))?;
+        let keys = index_value(value).and_then(|v| index.get(&(v, 0)));
+        Some(keys.into_iter().flatten())
+    }
+
+    /// The greatest `number` (a string reading as a `u64`) among the rows of `table` whose
+    /// `group` column reads `group_value` (`""` without a group), 0 when none. Panics without
+    /// such an index (a programming error).
+    pub fn max_number(
+        &self,
+        table: &str,
+        group: Option<&'static str>,
+        number: &'static str,
+        group_value: &str,
+    ) -> u64 {
+        let index = self
+            .index(table, Indexed::Number { group, number })
+            .unwrap_or_else(|| panic!("no number index on {table}.{number}"));
+        let group_value = group_value.to_string();
+        index
+            .range((group_value.clone(), 0)..=(group_value, u64::MAX))
+            .next_back()
+            .map_or(0, |((_, n), _)| *n)
     }
 
     pub fn extras(&self, note_id: &str) -> Option<&Extras> {
@@ -189,10 +311,7 @@ impl Store {
         }
         let now = self.now();
         row.insert("LastModifiedDateTime".into(), Value::String(stamp(now)));
-        self.tables
-            .get_mut(table)
-            .expect("known table")
-            .insert(key.clone(), row.clone());
+        self.set(table, &key, Some(row.clone()));
         self.record(changes, table, &key, before, Some(row.clone()));
         row
     }
@@ -206,15 +325,12 @@ impl Store {
         let before = row.clone();
         let now = self.now();
         row.insert("LastModifiedDateTime".into(), Value::String(stamp(now)));
-        self.tables
-            .get_mut(table)
-            .expect("known table")
-            .insert(key.to_string(), row.clone());
+        self.set(table, key, Some(row.clone()));
         self.record(changes, table, key, Some(before), Some(row));
     }
 
     pub fn delete_row(&mut self, table: &str, key: &str, changes: &mut Vec<Change>) {
-        if let Some(before) = self.tables.get_mut(table).and_then(|t| t.remove(key)) {
+        if let Some(before) = self.set(table, key, None) {
             if let Some(Value::String(note)) = before.get("NoteID") {
                 self.extras.remove(note);
             }
@@ -229,15 +345,7 @@ impl Store {
             let probe = change.after.as_ref().or(change.before.as_ref());
             let Some(probe) = probe else { continue };
             let key = row_key(&change.table, probe);
-            let rows = self.tables.get_mut(&change.table).expect("known table");
-            match change.before {
-                Some(before) => {
-                    rows.insert(key, before);
-                }
-                None => {
-                    rows.remove(&key);
-                }
-            }
+            self.set(&change.table, &key, change.before);
         }
     }
 
@@ -271,6 +379,38 @@ impl Store {
 }
 
 impl Store {
+    /// Stores (`Some`) or removes (`None`) the row at `key`, keeping the indexes in step;
+    /// returns the row it replaced.
+    fn set(&mut self, table: &str, key: &str, row: Option<Row>) -> Option<Row> {
+        let rows = self.tables.get_mut(table).expect("known table");
+        let old = match row {
+            Some(row) => rows.insert(key.to_string(), row),
+            None => rows.remove(key),
+        };
+        let new = rows.get(key);
+        for (_, indexed, index) in self.indexes.iter_mut().filter(|(t, _, _)| *t == table) {
+            let (was, now) = (
+                old.as_ref().and_then(|r| indexed.key(r)),
+                new.and_then(|r| indexed.key(r)),
+            );
+            if was == now {
+                continue;
+            }
+            if let Some(was) = was
+                && let Some(keys) = index.get_mut(&was)
+            {
+                keys.remove(key);
+                if keys.is_empty() {
+                    index.remove(&was);
+                }
+            }
+            if let Some(now) = now {
+                index.entry(now).or_default().insert(key.to_string());
+            }
+        }
+        old
+    }
+
     /// Adds a change to the transaction, folding a second write of one row into the first.
     fn record(
         &mut self,
@@ -303,5 +443,121 @@ pub struct StoreReader(pub std::sync::Arc<std::sync::Mutex<Store>>);
 impl TableSource for StoreReader {
     fn rows(&self, table: &str) -> Option<Vec<Row>> {
         self.0.lock().unwrap().all_rows(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Every index equals one built afresh from its table.
+    fn assert_indexes_match(store: &Store) {
+        for (table, indexed, index) in &store.indexes {
+            let mut rebuilt = Index::new();
+            for (key, row) in &store.tables[*table] {
+                if let Some(at) = indexed.key(row) {
+                    rebuilt.entry(at).or_default().insert(key.clone());
+                }
+            }
+            assert_eq!(index, &rebuilt, "index on {table}");
+        }
+    }
+
+    fn order(nbr: &str, customer_order: Value) -> Row {
+        [
+            ("OrderType", json!("SO")),
+            ("OrderNbr", json!(nbr)),
+            ("CustomerOrderNbr", customer_order),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn keys(store: &Store, value: &str) -> Vec<String> {
+        store
+            .lookup("SOOrder", "CustomerOrderNbr", &json!(value))
+            .unwrap()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn indexes_follow_inserts_updates_deletes_and_rollbacks() {
+        let mut store = Store::new(1);
+        let mut changes = Vec::new();
+        store.put_row("SOOrder", order("000001", json!("Inc-1")), &mut changes);
+        store.put_row("SOOrder", order("000002", json!(1002)), &mut changes);
+        store.put_row("SOOrder", order("000007", Value::Null), &mut changes);
+        store.commit(changes);
+        assert_indexes_match(&store);
+        // Found ignoring case, as `$filter` compares; a number by its text; null not filed.
+        assert_eq!(keys(&store, "INC-1"), vec![key_of(&["SO", "000001"])]);
+        assert_eq!(keys(&store, "1002"), vec![key_of(&["SO", "000002"])]);
+        assert!(keys(&store, "").is_empty());
+        assert_eq!(
+            store.max_number("SOOrder", Some("OrderType"), "OrderNbr", "SO"),
+            7
+        );
+        assert_eq!(
+            store.max_number("SOOrder", Some("OrderType"), "OrderNbr", "RC"),
+            0
+        );
+        let note = note_id_of(&store, "000002");
+        assert_eq!(
+            store.find_by_note_id("SOOrder", &note).unwrap()["OrderNbr"],
+            "000002"
+        );
+        assert!(
+            store
+                .find_by_note_id("SOOrder", &note.to_uppercase())
+                .is_none()
+        );
+
+        // An update moves the row to its new value; a delete takes it out.
+        let mut changes = Vec::new();
+        store.put_row("SOOrder", order("000001", json!("Inc-9")), &mut changes);
+        let seven = key_of(&["SO", "000007"]);
+        store.delete_row("SOOrder", &seven, &mut changes);
+        store.commit(changes);
+        assert_indexes_match(&store);
+        assert!(keys(&store, "inc-1").is_empty());
+        assert_eq!(keys(&store, "inc-9"), vec![key_of(&["SO", "000001"])]);
+        assert_eq!(
+            store.max_number("SOOrder", Some("OrderType"), "OrderNbr", "SO"),
+            2
+        );
+
+        // A rolled-back write leaves the indexes as they were.
+        let mut changes = Vec::new();
+        store.put_row("SOOrder", order("000001", json!("Inc-5")), &mut changes);
+        store.put_row("SOOrder", order("000010", json!("Inc-9")), &mut changes);
+        store.delete_row("SOOrder", &key_of(&["SO", "000002"]), &mut changes);
+        assert_eq!(keys(&store, "inc-9"), vec![key_of(&["SO", "000010"])]);
+        assert_eq!(
+            store.max_number("SOOrder", Some("OrderType"), "OrderNbr", "SO"),
+            10
+        );
+        store.rollback(changes);
+        assert_indexes_match(&store);
+        assert_eq!(keys(&store, "inc-9"), vec![key_of(&["SO", "000001"])]);
+        assert_eq!(keys(&store, "1002"), vec![key_of(&["SO", "000002"])]);
+        assert_eq!(
+            store.max_number("SOOrder", Some("OrderType"), "OrderNbr", "SO"),
+            2
+        );
+        assert_eq!(
+            store.find_by_note_id("SOOrder", &note).unwrap()["OrderNbr"],
+            "000002"
+        );
+    }
+
+    fn note_id_of(store: &Store, nbr: &str) -> String {
+        store.get("SOOrder", &key_of(&["SO", nbr])).unwrap()["NoteID"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }

@@ -172,6 +172,15 @@ impl Entity {
         }
     }
 
+    /// The column a top-level text field shows unchanged (`CustomerOrder` → `CustomerOrderNbr`),
+    /// so a `$filter` on the field can use an index on the column.
+    pub fn text_column(self, field: &str) -> Option<&'static str> {
+        self.maps()
+            .iter()
+            .find(|m| m.field == field && matches!(m.conv, Conv::Text))
+            .map(|m| m.column)
+    }
+
     /// Contract fields handled by code rather than by a plain column map.
     fn special_fields(self) -> &'static [&'static str] {
         match self {
@@ -446,13 +455,18 @@ pub fn find(store: &Store, entity: Entity, body: &Map<String, Value>) -> Option<
     store.get(entity.table(), &key).cloned()
 }
 
-fn next_number<'a>(existing: impl Iterator<Item = &'a Row>, column: &str) -> String {
-    let max = existing
-        .filter_map(|row| row.get(column).and_then(Value::as_str))
-        .filter_map(|s| s.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0);
-    format!("{:06}", max + 1)
+/// The number after the greatest in use (six digits at least), from the store's index.
+fn next_number(
+    store: &Store,
+    table: &str,
+    group: Option<&'static str>,
+    number: &'static str,
+    group_value: &str,
+) -> String {
+    format!(
+        "{:06}",
+        store.max_number(table, group, number, group_value) + 1
+    )
 }
 
 /// Writes a submitted entity; returns the header row as stored.
@@ -552,13 +566,7 @@ pub fn put(
             } else {
                 let order_type = wrapped_str(body, "OrderType").unwrap_or_else(|| "SO".into());
                 row.insert("OrderType".into(), json!(order_type));
-                let nbr = next_number(
-                    store
-                        .table("SOOrder")
-                        .values()
-                        .filter(|r| text(r, "OrderType") == order_type),
-                    "OrderNbr",
-                );
+                let nbr = next_number(store, "SOOrder", Some("OrderType"), "OrderNbr", &order_type);
                 row.insert("OrderNbr".into(), json!(nbr));
                 row.entry("CuryID".to_string()).or_insert(json!("USD"));
                 row.entry("CustomerOrderNbr".to_string())
@@ -599,7 +607,7 @@ pub fn put(
                 }
                 row.insert("ShipmentNbr".into(), existing["ShipmentNbr"].clone());
             } else {
-                let nbr = next_number(store.table("SOShipment").values(), "ShipmentNbr");
+                let nbr = next_number(store, "SOShipment", None, "ShipmentNbr", "");
                 row.insert("ShipmentNbr".into(), json!(nbr));
                 row.insert("Confirmed".into(), json!(false));
                 row.entry("ShipVia".to_string()).or_insert(Value::Null);

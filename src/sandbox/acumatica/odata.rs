@@ -10,6 +10,7 @@
 //! - [`Filter::matches`]`(row, types)`: checks, then evaluates against one flat [`Row`].
 //!   `types(field)` says what a field is; `None` means the entity/GI has no such field.
 //! - [`Filter::fields`]: the field names the filter refers to.
+//! - [`Filter::candidates`]`(lookup)`: the row keys an indexed equality narrows the filter to.
 //! - [`FilterError::status`] / [`FilterError::body`]: the HTTP reply Acumatica gives for a
 //!   filter it cannot use.
 //!
@@ -25,6 +26,7 @@
 //! `x eq null` is true only for null/absent values, any ordering comparison with null is false.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
@@ -224,6 +226,57 @@ impl Filter {
     ) -> Result<bool, FilterError> {
         self.check(types)?;
         Ok(eval_bool(&self.expr, row, types))
+    }
+
+    /// The keys of every row that can pass, when the filter pins an indexed field: each
+    /// `field eq 'text'` asks `lookup(field, text)` for the keys of the rows holding that text
+    /// (`None`: no index on the field); `and` takes the sides that answer (both: their
+    /// intersection), `or` needs both (their union). `None`: every row must be tested. The
+    /// keys are a superset: each row is still tested with [`Filter::matches`].
+    pub fn candidates(
+        &self,
+        lookup: &dyn Fn(&str, &str) -> Option<BTreeSet<String>>,
+    ) -> Option<BTreeSet<String>> {
+        fn walk(
+            e: &Expr,
+            lookup: &dyn Fn(&str, &str) -> Option<BTreeSet<String>>,
+        ) -> Option<BTreeSet<String>> {
+            match e {
+                Expr::Compare {
+                    op: CompareOp::Eq,
+                    left,
+                    right,
+                    ..
+                } => match (left.as_ref(), right.as_ref()) {
+                    (
+                        Expr::Field { name, .. },
+                        Expr::Literal {
+                            value: Literal::String(text),
+                            ..
+                        },
+                    )
+                    | (
+                        Expr::Literal {
+                            value: Literal::String(text),
+                            ..
+                        },
+                        Expr::Field { name, .. },
+                    ) => lookup(name, text),
+                    _ => None,
+                },
+                Expr::And(l, r) => match (walk(l, lookup), walk(r, lookup)) {
+                    (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                    (one, other) => one.or(other),
+                },
+                Expr::Or(l, r) => {
+                    let (mut a, b) = (walk(l, lookup)?, walk(r, lookup)?);
+                    a.extend(b);
+                    Some(a)
+                }
+                _ => None,
+            }
+        }
+        walk(&self.expr, lookup)
     }
 
     /// The field names the filter mentions, in order of appearance, without repeats.
@@ -1100,5 +1153,38 @@ mod tests {
     fn the_whole_expression_must_be_boolean() {
         assert!(parse("Qty").unwrap().check(&types).is_err());
         assert!(parse("Qty eq 1 and 'x'").unwrap().check(&types).is_err());
+    }
+
+    /// `candidates` with an index on `InventoryID` that holds each text under its own name.
+    fn candidates(filter: &str) -> Option<Vec<String>> {
+        let lookup = |field: &str, text: &str| {
+            (field == "InventoryID").then(|| BTreeSet::from([text.to_lowercase()]))
+        };
+        parse(filter)
+            .unwrap()
+            .candidates(&lookup)
+            .map(|keys| keys.into_iter().collect())
+    }
+
+    #[test]
+    fn candidates_come_only_from_equalities_every_match_must_meet() {
+        let v = |keys: &[&str]| Some(keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+        assert_eq!(candidates("InventoryID eq 'A'"), v(&["a"]));
+        assert_eq!(candidates("'A' eq InventoryID"), v(&["a"]));
+        assert_eq!(candidates("Qty gt 1 and InventoryID eq 'A'"), v(&["a"]));
+        assert_eq!(
+            candidates("Qty gt 1 and (InventoryID eq 'A' or InventoryID eq 'B')"),
+            v(&["a", "b"])
+        );
+        assert_eq!(
+            candidates("InventoryID eq 'A' and InventoryID eq 'B'"),
+            v(&[])
+        );
+        // A side no index bounds leaves every row to test.
+        assert_eq!(candidates("InventoryID eq 'A' or Qty gt 1"), None);
+        assert_eq!(candidates("not (InventoryID eq 'A')"), None);
+        assert_eq!(candidates("InventoryID ne 'A'"), None);
+        assert_eq!(candidates("Description eq 'A'"), None);
+        assert_eq!(candidates("startswith(InventoryID, 'A')"), None);
     }
 }
