@@ -28,6 +28,12 @@ pub struct MappingRow {
     pub synced_at: String,
 }
 
+/// Delivered and skipped messages older than ?1, oldest first, at most ?2. In the order of
+/// `messages_done`: ordered by id, SQLite scanned the whole table in id order instead.
+pub(super) const PURGE_MESSAGES_SQL: &str = "DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages WHERE status IN ('delivered', 'skipped') AND updated_at <= ?1
+    ORDER BY updated_at LIMIT ?2)";
+
 impl Store {
     /// Failed and dead messages, oldest first, optionally of one entity.
     pub fn failed_messages(&self, entity: Option<&str>) -> rusqlite::Result<Vec<FailedMessage>> {
@@ -170,12 +176,9 @@ impl Store {
     pub fn purge(&self, retention_days: u32, max_rows: usize) -> rusqlite::Result<usize> {
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days)))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let messages = self.conn.execute(
-            "DELETE FROM messages WHERE id IN (
-                SELECT id FROM messages WHERE status IN ('delivered', 'skipped') AND updated_at <= ?1
-                ORDER BY id LIMIT ?2)",
-            params![cutoff, max_rows as i64],
-        )?;
+        let messages = self
+            .conn
+            .execute(PURGE_MESSAGES_SQL, params![cutoff, max_rows as i64])?;
         self.conn.execute(
             "DELETE FROM runs WHERE id IN (
                 SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at <= ?1

@@ -52,6 +52,17 @@ pub struct Delivery<'a> {
     pub line_mappings: Option<&'a str>,
 }
 
+/// The due messages of an entity after an id, oldest first, each with its mapping
+/// (through the partial index `messages_due`: see migrations/004_queue_indexes.sql).
+pub(super) const DUE_MESSAGES_SQL: &str =
+    "SELECT m.id, m.entity, m.natural_key, m.version, m.operation, m.payload, m.attempts,
+            map.magento_key, map.payload_hash, map.version, map.line_mappings
+     FROM messages m
+     LEFT JOIN mappings map ON map.entity = m.entity AND map.acumatica_key = m.natural_key
+     WHERE m.entity = ?1 AND m.id > ?4 AND m.status IN ('pending', 'failed')
+       AND (m.status = 'pending' OR (m.status = 'failed' AND m.next_attempt_at <= ?2))
+     ORDER BY m.id LIMIT ?3";
+
 impl Store {
     /// Messages of `entity` that are due: pending, or failed with their next attempt due;
     /// oldest first, at most `limit`.
@@ -79,15 +90,7 @@ impl Store {
         after_id: i64,
         limit: usize,
     ) -> rusqlite::Result<Vec<QueuedMessage>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT m.id, m.entity, m.natural_key, m.version, m.operation, m.payload, m.attempts,
-                    map.magento_key, map.payload_hash, map.version, map.line_mappings
-             FROM messages m
-             LEFT JOIN mappings map ON map.entity = m.entity AND map.acumatica_key = m.natural_key
-             WHERE m.entity = ?1 AND m.id > ?4 AND m.status IN ('pending', 'failed')
-               AND (m.status = 'pending' OR (m.status = 'failed' AND m.next_attempt_at <= ?2))
-             ORDER BY m.id LIMIT ?3",
-        )?;
+        let mut stmt = self.conn.prepare_cached(DUE_MESSAGES_SQL)?;
         let rows = stmt.query_map(params![entity, now(), limit as i64, after_id], |r| {
             let target_key: Option<String> = r.get(7)?;
             Ok(QueuedMessage {
