@@ -928,3 +928,57 @@ fn a_record_in_two_chunks_is_sent_once_and_its_older_version_never_wins() {
     );
     assert_no_limit_violation(&env);
 }
+
+/// The same records queued again and again, a chunk apart (three rounds of price changes for
+/// 1,000 SKUs): each round waits for the one before it, so Magento ends with the newest price
+/// of every SKU whatever the pipeline overlaps.
+#[test]
+fn rounds_of_changes_to_the_same_records_land_in_order() {
+    let env = started(1100, &[("batch_size = 100", "batch_size = 10")]);
+    {
+        let s = store(&env);
+        s.set_cursor("prices", "2099-01-01T00:00:00.000Z").unwrap();
+        s.close_catch_ups("prices").unwrap();
+    }
+    let mut queue = Vec::new();
+    for round in 1..=3u32 {
+        let version = format!("2030-01-0{round}T00:00:00.000Z");
+        for i in 1..=1000 {
+            let sku = format!("SB-{i:04}");
+            queue.push(NewMessage {
+                direction: "to_magento",
+                entity: "prices",
+                natural_key: sku.clone(),
+                version: version.clone(),
+                dedupe_key: format!("test|prices|{sku}|{version}"),
+                operation: "upsert",
+                payload:
+                    json!({"InventoryID": sku, "BasePrice": f64::from(round) * 1000.0 + i as f64})
+                        .to_string(),
+            });
+        }
+    }
+    store(&env)
+        .enqueue_collected("prices", &queue, None)
+        .unwrap();
+    env.magento_control("faults", json!({ "latency_ms": 20 }));
+
+    let report = sync(&env, &["--entity", "prices"], 0);
+    let c = counts(&report, "prices");
+    assert_eq!(c["failed"], 0, "{report}");
+    assert_eq!(
+        c["delivered"].as_u64().unwrap() + c["skipped"].as_u64().unwrap(),
+        3000,
+        "{report}"
+    );
+    let products = env.magento_state()["products"].clone();
+    for p in products.as_array().unwrap() {
+        let sku = p["sku"].as_str().unwrap();
+        if let Some(i) = sku.strip_prefix("SB-").and_then(|n| n.parse::<u32>().ok())
+            && i <= 1000
+        {
+            assert_eq!(p["price"].as_f64(), Some(3000.0 + f64::from(i)), "{sku}");
+        }
+    }
+    assert_no_limit_violation(&env);
+}

@@ -316,18 +316,23 @@ async fn sync_entity(
     // Messages read while their record was in flight.
     let mut waiting: Vec<QueuedMessage> = Vec::new();
     let mut exhausted = false;
+    // A chunk was recorded since `waiting` was last sorted: some of it may be free to go.
+    let mut retry_waiting = false;
     loop {
-        while halted.is_none()
-            && remaining > 0
-            && in_flight.len() < depth
-            && (!exhausted || (!waiting.is_empty() && in_flight.is_empty()))
-        {
+        while halted.is_none() && remaining > 0 && in_flight.len() < depth {
+            // No more reading while a chunk's worth waits (a queue holding the same records
+            // over and over would otherwise be read whole into `waiting`).
+            let read = !exhausted && waiting.len() < chunk;
+            if !read && !(retry_waiting && !waiting.is_empty()) {
+                break;
+            }
+            retry_waiting = false;
             let mut due = std::mem::take(&mut waiting);
-            // Their record was delivered since they were read: read its mapping again.
+            // Their record may have been delivered since they were read: read its mapping again.
             for message in &mut due {
                 message.mapping = ctx.store(|s| s.mapping(entity.name(), &message.natural_key))?;
             }
-            if !exhausted {
+            if read {
                 let fetched = ctx.store(|s| s.due_messages_after(entity.name(), after, chunk))?;
                 exhausted = fetched.len() < chunk;
                 if let Some(last) = fetched.last() {
@@ -382,10 +387,16 @@ async fn sync_entity(
             in_flight.push_back(super::flows::deliver(ctx, entity, records, progress));
         }
         let Some(outcomes) = in_flight.next().await else {
+            // Nothing in flight: whatever waits can go now.
+            if !waiting.is_empty() && !retry_waiting && remaining > 0 && halted.is_none() {
+                retry_waiting = true;
+                continue;
+            }
             break;
         };
         busy.pop_front();
         record_outcomes(ctx, entity, outcomes, &mut counts)?;
+        retry_waiting = true;
         halted = ctx.halted();
     }
     progress.finish(entity);
