@@ -323,7 +323,8 @@ async fn sync_entity(
             // No more reading while a chunk's worth waits (a queue holding the same records
             // over and over would otherwise be read whole into `waiting`).
             let read = !exhausted && waiting.len() < chunk;
-            if !read && !(retry_waiting && !waiting.is_empty()) {
+            let sort_waiting = retry_waiting && !waiting.is_empty();
+            if !read && !sort_waiting {
                 break;
             }
             retry_waiting = false;
