@@ -21,6 +21,9 @@ struct Bars {
 }
 
 impl Progress for Bars {
+    fn shown(&self) -> bool {
+        !self.multi.is_hidden()
+    }
     fn start(&self, entity: Entity, records: u64) {
         let bar = self.multi.add(ProgressBar::new(records));
         bar.set_style(

@@ -71,6 +71,11 @@ impl RunReport {
 
 /// Progress of a run, for a terminal (indicatif) or nothing.
 pub trait Progress: Send + Sync {
+    /// Whether anyone sees it: when not, the run does not count the queue for it (a count of
+    /// 100,000 due messages took 50 ms of a run that sends them in 3 s).
+    fn shown(&self) -> bool {
+        true
+    }
     fn start(&self, entity: Entity, records: u64);
     fn advance(&self, entity: Entity, records: u64);
     fn finish(&self, entity: Entity);
@@ -80,6 +85,9 @@ pub trait Progress: Send + Sync {
 pub struct Silent;
 
 impl Progress for Silent {
+    fn shown(&self) -> bool {
+        false
+    }
     fn start(&self, _: Entity, _: u64) {}
     fn advance(&self, _: Entity, _: u64) {}
     fn finish(&self, _: Entity) {}
@@ -304,7 +312,11 @@ async fn sync_entity(
     let mut remaining = options.limit.unwrap_or(usize::MAX);
     let mut after = 0i64;
     let mut extra = dry_run_rows;
-    let total = ctx.store(|s| s.count_due(entity.name()))? + extra.len() as u64;
+    let total = if progress.shown() {
+        ctx.store(|s| s.count_due(entity.name()))? + extra.len() as u64
+    } else {
+        0
+    };
     progress.start(entity, total.min(remaining as u64));
     let mut halted = None;
     let chunk = delivery_chunk(ctx.config, entity);
