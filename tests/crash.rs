@@ -50,19 +50,6 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-/// `connector listen` in the background, accepting.
-fn start_listener(env: &SandboxEnv) -> Child {
-    let mut cmd = env.connector(&["listen"]).cmd;
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let child = cmd.spawn().expect("spawn connector listen");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(env.receiver).is_err() {
-        assert!(Instant::now() < deadline, "connector listen did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child
-}
-
 /// SIGKILL (std's `Child::kill`); true when the process was still running.
 fn kill(child: &mut Child) -> bool {
     let running = child.try_wait().expect("try_wait").is_none();
@@ -75,21 +62,6 @@ fn db(env: &SandboxEnv) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(env.dir.join("connector.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     conn
-}
-
-/// Messages neither delivered nor skipped.
-fn undelivered(env: &SandboxEnv) -> Vec<(String, String, String, String)> {
-    let conn = db(env);
-    let mut stmt = conn
-        .prepare(
-            "SELECT entity, natural_key, status, coalesce(last_error, '') FROM messages
-             WHERE status NOT IN ('delivered', 'skipped') ORDER BY id",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 fn list(v: &Value) -> Vec<Value> {
@@ -245,7 +217,7 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
         change_kind(&env, &mut rng, 7, &skus, &mut shipped, &mut figures);
         assert_eq!(figures.shipments, before + 1, "an imported order to ship");
     }
-    let mut listener = start_listener(&env);
+    let mut listener = env.spawn_listener();
     let make_due = |env: &SandboxEnv| {
         db(env)
             .execute(
@@ -284,7 +256,7 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
             // Notifications sent meanwhile fail (and are retried by Acumatica, then left to
             // the batch path): not acknowledged, so not promised.
             change(&env, &mut rng, &skus, &mut shipped, &mut figures);
-            listener = start_listener(&env);
+            listener = env.spawn_listener();
             std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
         }
         if kill(&mut sync) {
@@ -310,7 +282,7 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
         make_due(&env);
         let out = env.connector(&["sync", "--json"]).output();
         figures.clean_runs += 1;
-        let idle = out.output.status.code() == Some(0) && undelivered(&env).is_empty();
+        let idle = out.output.status.code() == Some(0) && env.undelivered().is_empty();
         last = Some(out);
         if idle {
             break;
@@ -322,9 +294,9 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
         Some(0),
         "no clean run within 10\n{}\n{:?}",
         last.report(),
-        undelivered(&env)
+        env.undelivered()
     );
-    assert!(undelivered(&env).is_empty(), "{:?}", undelivered(&env));
+    assert!(env.undelivered().is_empty(), "{:?}", env.undelivered());
     kill(&mut listener);
     // The killed runs' sessions are gone once idle (the sandbox drops them when asked).
     std::thread::sleep(Duration::from_millis(1_100));

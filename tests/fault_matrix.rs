@@ -105,21 +105,6 @@ fn db(env: &SandboxEnv) -> rusqlite::Connection {
     rusqlite::Connection::open(env.dir.join("connector.db")).unwrap()
 }
 
-/// (entity, key, status, last_error) of every message not delivered or skipped.
-fn undelivered(env: &SandboxEnv) -> Vec<(String, String, String, String)> {
-    let conn = db(env);
-    let mut stmt = conn
-        .prepare(
-            "SELECT entity, natural_key, status, coalesce(last_error, '') FROM messages
-             WHERE status NOT IN ('delivered', 'skipped') ORDER BY id",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 /// One cell: `fault` on `route` of `on`; the run ends as `expect` says; the next converges.
 fn cell(on: On, route: Option<&str>, fault: Value, expect: Expect, says: &[&str]) {
     let started_at = Instant::now();
@@ -148,7 +133,7 @@ fn cell(on: On, route: Option<&str>, fault: Value, expect: Expect, says: &[&str]
         "the fault never fired\n{}",
         out.report()
     );
-    let failed = undelivered(&env);
+    let failed = env.undelivered();
     eprintln!(
         "faulted run: exit {code:?}; stderr {:?}; failed records {failed:?}",
         out.stderr().trim()
@@ -194,7 +179,7 @@ fn cell(on: On, route: Option<&str>, fault: Value, expect: Expect, says: &[&str]
         .unwrap();
     let again = env.connector(&["sync", "--json"]).output();
     assert_eq!(again.output.status.code(), Some(0), "{}", again.report());
-    assert!(undelivered(&env).is_empty(), "{:?}", undelivered(&env));
+    assert!(env.undelivered().is_empty(), "{:?}", env.undelivered());
     env.assert_converged();
     if let Some(nbr) = shipment {
         let title = format!("Acumatica shipment {nbr}");

@@ -153,15 +153,7 @@ struct Listener(Child);
 
 impl Listener {
     fn start(env: &SandboxEnv) -> Listener {
-        let mut cmd = env.connector(&["listen"]).cmd;
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn connector listen");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(env.receiver).is_err() {
-            assert!(Instant::now() < deadline, "connector listen did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Listener(child)
+        Listener(env.spawn_listener())
     }
 }
 

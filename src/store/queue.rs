@@ -29,6 +29,23 @@ pub struct Mapping {
     pub line_mappings: Option<String>,
 }
 
+impl Mapping {
+    /// A mapping read from a row's columns `magento_key, payload_hash, version,
+    /// line_mappings`, starting at `first`; `None` when `magento_key` is NULL (a LEFT JOIN that
+    /// found no mapping). Every query of the mappings table reads them in this order.
+    fn from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Mapping>> {
+        let Some(target_key) = r.get(first)? else {
+            return Ok(None);
+        };
+        Ok(Some(Mapping {
+            target_key,
+            payload_hash: r.get(first + 1)?,
+            version: r.get(first + 2)?,
+            line_mappings: r.get(first + 3)?,
+        }))
+    }
+}
+
 /// Kept quantities of one item in one warehouse: (warehouse, on hand, available).
 pub type StockRow = (String, Option<f64>, Option<f64>);
 
@@ -92,7 +109,6 @@ impl Store {
     ) -> rusqlite::Result<Vec<QueuedMessage>> {
         let mut stmt = self.conn.prepare_cached(DUE_MESSAGES_SQL)?;
         let rows = stmt.query_map(params![entity, now(), limit as i64, after_id], |r| {
-            let target_key: Option<String> = r.get(7)?;
             Ok(QueuedMessage {
                 id: r.get(0)?,
                 entity: r.get(1)?,
@@ -101,15 +117,7 @@ impl Store {
                 operation: r.get(4)?,
                 payload: r.get(5)?,
                 attempts: r.get::<_, i64>(6)?.max(0) as u32,
-                mapping: match target_key {
-                    Some(target_key) => Some(Mapping {
-                        target_key,
-                        payload_hash: r.get(8)?,
-                        version: r.get(9)?,
-                        line_mappings: r.get(10)?,
-                    }),
-                    None => None,
-                },
+                mapping: Mapping::from_row(r, 7)?,
             })
         })?;
         rows.collect()
@@ -229,15 +237,9 @@ impl Store {
                 "SELECT magento_key, payload_hash, version, line_mappings FROM mappings
                  WHERE entity = ?1 AND acumatica_key = ?2",
             )?
-            .query_row(params![entity, source_key], |r| {
-                Ok(Mapping {
-                    target_key: r.get(0)?,
-                    payload_hash: r.get(1)?,
-                    version: r.get(2)?,
-                    line_mappings: r.get(3)?,
-                })
-            })
+            .query_row(params![entity, source_key], |r| Mapping::from_row(r, 0))
             .optional()
+            .map(Option::flatten)
     }
 
     /// [`Store::mapping`] of several records of `entity` in one query: source key → mapping.
@@ -251,18 +253,14 @@ impl Store {
              WHERE entity = ?1 AND acumatica_key IN (SELECT value FROM json_each(?2))",
         )?;
         let keys = serde_json::to_string(source_keys).unwrap_or_else(|_| "[]".into());
-        let rows = stmt.query_map(params![entity, keys], |r| {
-            Ok((
-                r.get(0)?,
-                Mapping {
-                    target_key: r.get(1)?,
-                    payload_hash: r.get(2)?,
-                    version: r.get(3)?,
-                    line_mappings: r.get(4)?,
-                },
-            ))
-        })?;
-        rows.collect()
+        let mut rows = stmt.query(params![entity, keys])?;
+        let mut found = std::collections::HashMap::new();
+        while let Some(r) = rows.next()? {
+            if let Some(mapping) = Mapping::from_row(r, 1)? {
+                found.insert(r.get(0)?, mapping);
+            }
+        }
+        Ok(found)
     }
 
     /// Keeps the line mappings (and target) of a record before the engine records its
@@ -297,18 +295,12 @@ impl Store {
                  WHERE entity = ?1 AND magento_key = ?2",
                 params![entity, target_key],
                 |r| {
-                    Ok((
-                        r.get(0)?,
-                        Mapping {
-                            target_key: r.get(1)?,
-                            payload_hash: r.get(2)?,
-                            version: r.get(3)?,
-                            line_mappings: r.get(4)?,
-                        },
-                    ))
+                    let source: String = r.get(0)?;
+                    Ok(Mapping::from_row(r, 1)?.map(|m| (source, m)))
                 },
             )
             .optional()
+            .map(Option::flatten)
     }
 
     /// Moves every held message of `direction` back to pending (activate after pause).

@@ -202,7 +202,10 @@ pub async fn deliver(
             results.insert(sku, r);
         }
     } else {
-        let items: Vec<Value> = to_send.iter().map(|(_, p, _)| p.clone()).collect();
+        let (keys, items): (Vec<(String, String)>, Vec<Value>) = to_send
+            .into_iter()
+            .map(|(sku, payload, hash)| ((sku, hash), payload))
+            .unzip();
         let sent = send_in_batches_capped(
             items,
             ctx.config.sync.batch_size as usize,
@@ -234,7 +237,7 @@ pub async fn deliver(
             },
         )
         .await;
-        for ((sku, _, hash), r) in to_send.into_iter().zip(sent) {
+        for ((sku, hash), r) in keys.into_iter().zip(sent) {
             results.insert(sku, r.map(|()| hash));
         }
     }

@@ -14,7 +14,10 @@ pub async fn deliver(
     progress: &dyn Progress,
 ) -> Vec<(Record, Outcome)> {
     let mut done = Vec::new();
-    let mut to_send: Vec<(Record, Value, String)> = Vec::new();
+    // The records to send with their payload hashes, and their items (apart, so the items go
+    // to the batches without a copy).
+    let mut to_send: Vec<(Record, String)> = Vec::new();
+    let mut items: Vec<Value> = Vec::new();
     for record in records {
         if record.operation == "delete" {
             done.push((
@@ -42,11 +45,12 @@ pub async fn deliver(
             done.push((record, Outcome::Skipped("unchanged".into())));
             continue;
         }
-        to_send.push((record, item, hash));
+        to_send.push((record, hash));
+        items.push(item);
     }
     progress.advance(Entity::Prices, done.len() as u64);
     if ctx.dry_run {
-        done.extend(to_send.into_iter().map(|(record, _, hash)| {
+        done.extend(to_send.into_iter().map(|(record, hash)| {
             let target_key = record.key.clone();
             (
                 record,
@@ -60,7 +64,6 @@ pub async fn deliver(
         return done;
     }
 
-    let items: Vec<Value> = to_send.iter().map(|(_, item, _)| item.clone()).collect();
     let results = send_in_batches_capped(
         items,
         ctx.config.sync.batch_size as usize,
@@ -96,7 +99,7 @@ pub async fn deliver(
         },
     )
     .await;
-    for ((record, _, hash), result) in to_send.into_iter().zip(results) {
+    for ((record, hash), result) in to_send.into_iter().zip(results) {
         let outcome = match result {
             Ok(()) => Outcome::Delivered {
                 target_key: record.key.clone(),

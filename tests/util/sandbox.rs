@@ -159,6 +159,41 @@ impl SandboxEnv {
         )
     }
 
+    /// `connector listen` in the background, once it accepts connections.
+    pub fn spawn_listener(&self) -> std::process::Child {
+        let mut cmd = self.connector(&["listen"]).cmd;
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = cmd.spawn().expect("spawn connector listen");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.receiver).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connector listen did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child
+    }
+
+    /// (entity, key, status, last_error) of every message neither delivered nor skipped.
+    pub fn undelivered(&self) -> Vec<(String, String, String, String)> {
+        let conn = rusqlite::Connection::open(self.dir.join("connector.db")).unwrap();
+        // A `listen` or `sync` may be writing (tests/crash.rs).
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT entity, natural_key, status, coalesce(last_error, '') FROM messages
+                 WHERE status NOT IN ('delivered', 'skipped') ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     /// Each Acumatica stock item with its Magento product; panics naming a SKU Magento lacks.
     pub fn stock_items_with_products(&self) -> Vec<(Value, Value)> {
         let magento = self.magento_state();

@@ -303,32 +303,34 @@ pub async fn status(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
 ) -> ApiResult<Json<Value>> {
-    scope_of(&params["store"])?;
-    let uuid = &params["uuid"];
-    let bulks = sim.bulks.lock().unwrap();
-    let bulk = bulks.get(uuid).ok_or_else(|| bulk_not_found(uuid))?;
-    let operations = bulk
-        .operations
-        .iter()
-        .map(|op| {
-            let mut m = Map::new();
-            m.insert("id".into(), json!(op.id));
-            m.insert("status".into(), json!(op.status));
-            insert_some(
-                &mut m,
-                "result_message",
-                op.result_message.clone().map(Value::from),
-            );
-            insert_some(&mut m, "error_code", op.error_code.map(Value::from));
-            Value::Object(m)
-        })
-        .collect();
-    Ok(Json(summary(bulk, operations)))
+    operations_reply(&sim, &params, |_, _, _| {})
 }
 
 pub async fn detailed_status(
     State(sim): State<Arc<MagentoSim>>,
     Path(params): Params,
+) -> ApiResult<Json<Value>> {
+    operations_reply(&sim, &params, |bulk, op, m| {
+        m.insert("bulk_uuid".into(), json!(bulk.uuid));
+        m.insert("topic_name".into(), json!(TOPIC));
+        m.insert(
+            "serialized_data".into(),
+            json!(json!({"entity_id": null, "entity_link": "", "meta_information": op.body.to_string()}).to_string()),
+        );
+        insert_some(
+            m,
+            "result_serialized_data",
+            op.result.as_ref().map(|r| json!(r.to_string())),
+        );
+    })
+}
+
+/// The reply of both status routes: the bulk's summary with one entry per operation — its id,
+/// what `detail` adds, then its status, result message and error code.
+fn operations_reply(
+    sim: &MagentoSim,
+    params: &HashMap<String, String>,
+    detail: impl Fn(&Bulk, &Operation, &mut Map<String, Value>),
 ) -> ApiResult<Json<Value>> {
     scope_of(&params["store"])?;
     let uuid = &params["uuid"];
@@ -340,19 +342,13 @@ pub async fn detailed_status(
         .map(|op| {
             let mut m = Map::new();
             m.insert("id".into(), json!(op.id));
-            m.insert("bulk_uuid".into(), json!(bulk.uuid));
-            m.insert("topic_name".into(), json!(TOPIC));
-            m.insert(
-                "serialized_data".into(),
-                json!(json!({"entity_id": null, "entity_link": "", "meta_information": op.body.to_string()}).to_string()),
-            );
+            detail(bulk, op, &mut m);
+            m.insert("status".into(), json!(op.status));
             insert_some(
                 &mut m,
-                "result_serialized_data",
-                op.result.as_ref().map(|r| json!(r.to_string())),
+                "result_message",
+                op.result_message.clone().map(Value::from),
             );
-            m.insert("status".into(), json!(op.status));
-            insert_some(&mut m, "result_message", op.result_message.clone().map(Value::from));
             insert_some(&mut m, "error_code", op.error_code.map(Value::from));
             Value::Object(m)
         })
