@@ -83,6 +83,26 @@ impl Entity {
         (self.direction() == Direction::ToMagento).then(|| format!("{prefix}-{}", self.name()))
     }
 
+    /// What makes two records one for Magento: the record's key, except for inventory, whose
+    /// rows (item × warehouse, keyed `["ITEM","WAREHOUSE"]`) add up to one quantity per item —
+    /// two warehouses of one item in flight at once could land the older sum last.
+    pub fn conflict_key(self, natural_key: &str) -> std::borrow::Cow<'_, str> {
+        if self != Entity::Inventory {
+            return natural_key.into();
+        }
+        // The item, without parsing in the common case (no escapes in it).
+        if let Some(rest) = natural_key.strip_prefix("[\"")
+            && let Some(end) = rest.find('"')
+            && !rest[..end].contains('\\')
+        {
+            return rest[..end].into();
+        }
+        match serde_json::from_str::<Vec<String>>(natural_key) {
+            Ok(parts) if !parts.is_empty() => parts[0].clone().into(),
+            _ => natural_key.into(),
+        }
+    }
+
     /// The GI columns that identify one record (one row per item × warehouse for inventory).
     pub fn key_columns(self) -> &'static [&'static str] {
         match self {
@@ -130,5 +150,30 @@ impl Entity {
         Entity::ALL
             .into_iter()
             .find(|e| e.generic_inquiry(prefix).as_deref() == Some(query))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_rows_of_one_item_conflict_whatever_the_warehouse() {
+        let key = |parts: &[&str]| serde_json::to_string(parts).unwrap();
+        for item in ["AB-1", "A\"B", "A\\B", "WH|1"] {
+            let one = key(&[item, "MAIN"]);
+            let two = key(&[item, "WEST"]);
+            assert_eq!(Entity::Inventory.conflict_key(&one), item);
+            assert_eq!(
+                Entity::Inventory.conflict_key(&one),
+                Entity::Inventory.conflict_key(&two)
+            );
+        }
+        assert_ne!(
+            Entity::Inventory.conflict_key(&key(&["A", "MAIN"])),
+            Entity::Inventory.conflict_key(&key(&["B", "MAIN"]))
+        );
+        // Other entities: the record's key as it is.
+        assert_eq!(Entity::Prices.conflict_key("[\"AB\"]"), "[\"AB\"]");
     }
 }

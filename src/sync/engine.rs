@@ -307,7 +307,7 @@ async fn sync_entity(
     // flight the next is read and prepared and the one before is recorded, so the
     // connector's own work (SQLite, JSON, hashing) overlaps the round trips instead of
     // leaving the remote system's slots idle between chunks. A record is never in flight
-    // twice: a message whose record (`conflict_key`) is in a chunk still in flight waits, and
+    // twice: a message whose record (`Entity::conflict_key`) is in a chunk still in flight waits, and
     // is prepared again — with the mapping that chunk recorded — once that chunk is done.
     let mut remaining = options.limit.unwrap_or(usize::MAX);
     let mut after = 0i64;
@@ -394,7 +394,7 @@ async fn sync_entity(
             busy.push_back(
                 records
                     .iter()
-                    .map(|r| conflict_key(entity, &r.key).into_owned())
+                    .map(|r| entity.conflict_key(&r.key).into_owned())
                     .collect(),
             );
             in_flight.push_back(super::flows::deliver(ctx, entity, records, progress));
@@ -452,26 +452,6 @@ fn pipeline_depth(entity: Entity) -> usize {
     }
 }
 
-/// What makes two records one for Magento: the record's key, except for inventory, whose
-/// rows (item × warehouse, keyed `["ITEM","WAREHOUSE"]`) add up to one quantity per item —
-/// two warehouses of one item in flight at once could land the older sum last.
-fn conflict_key(entity: Entity, natural_key: &str) -> std::borrow::Cow<'_, str> {
-    if entity != Entity::Inventory {
-        return natural_key.into();
-    }
-    // The item, without parsing in the common case (no escapes in it).
-    if let Some(rest) = natural_key.strip_prefix("[\"")
-        && let Some(end) = rest.find('"')
-        && !rest[..end].contains('\\')
-    {
-        return rest[..end].into();
-    }
-    match serde_json::from_str::<Vec<String>>(natural_key) {
-        Ok(parts) if !parts.is_empty() => parts[0].clone().into(),
-        _ => natural_key.into(),
-    }
-}
-
 /// Coalesces and filters one chunk of due messages into the records to deliver (at most
 /// `limit`). Superseded and stale messages are marked skipped here; messages whose record is
 /// in `in_flight` are handed back to be prepared once that delivery is recorded.
@@ -489,7 +469,7 @@ fn prepare_chunk(
     } else {
         let (wait, ready): (Vec<_>, Vec<_>) = due
             .into_iter()
-            .partition(|m| in_flight.contains(conflict_key(entity, &m.natural_key).as_ref()));
+            .partition(|m| in_flight.contains(entity.conflict_key(&m.natural_key).as_ref()));
         deferred = wait;
         ready
     };
@@ -663,26 +643,6 @@ mod tests {
             at.with_timezone(&Utc)
                 <= Utc::now() + chrono::Duration::hours(6) + chrono::Duration::seconds(5)
         );
-    }
-
-    #[test]
-    fn inventory_rows_of_one_item_conflict_whatever_the_warehouse() {
-        let key = |parts: &[&str]| serde_json::to_string(parts).unwrap();
-        for item in ["AB-1", "A\"B", "A\\B", "WH|1"] {
-            let one = key(&[item, "MAIN"]);
-            let two = key(&[item, "WEST"]);
-            assert_eq!(conflict_key(Entity::Inventory, &one), item);
-            assert_eq!(
-                conflict_key(Entity::Inventory, &one),
-                conflict_key(Entity::Inventory, &two)
-            );
-        }
-        assert_ne!(
-            conflict_key(Entity::Inventory, &key(&["A", "MAIN"])),
-            conflict_key(Entity::Inventory, &key(&["B", "MAIN"]))
-        );
-        // Other entities: the record's key as it is.
-        assert_eq!(conflict_key(Entity::Prices, "[\"AB\"]"), "[\"AB\"]");
     }
 
     #[test]
