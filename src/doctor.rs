@@ -122,19 +122,6 @@ impl Check {
     }
 }
 
-/// One line per error, causes included (never a secret: errors do not carry them).
-fn describe(e: &anyhow::Error) -> String {
-    let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !line.contains(&cause) {
-            line.push_str(": ");
-            line.push_str(&cause);
-        }
-    }
-    line.replace('\n', " ")
-}
-
 /// Runs every check against the configuration in `config_file`.
 pub fn run(config_file: &Path, options: &DoctorOptions) -> DoctorReport {
     let mut checks = Vec::new();
@@ -357,7 +344,7 @@ fn check_lock(config: &Config, store: Option<&Store>) -> Check {
                 format!("a sync is running now (it holds {})", lock.display()),
             )
         }
-        Err(e) => check("sync lock", Level::Fail, describe(&e))
+        Err(e) => check("sync lock", Level::Fail, crate::error::one_line(&e))
             .hint("the folder of store.path must be writable by the user who runs the connector"),
     }
 }
@@ -433,14 +420,22 @@ async fn remote_checks(
     let acumatica = match AcumaticaClient::new(config) {
         Ok(c) => c.with_backoff(short_backoff()),
         Err(e) => {
-            checks.push(check("acumatica login", Level::Fail, describe(&e)));
+            checks.push(check(
+                "acumatica login",
+                Level::Fail,
+                crate::error::one_line(&e),
+            ));
             return;
         }
     };
     let magento = match MagentoClient::new(config) {
         Ok(c) => Some(c.with_backoff(short_backoff())),
         Err(e) => {
-            checks.push(check("magento login", Level::Fail, describe(&e)));
+            checks.push(check(
+                "magento login",
+                Level::Fail,
+                crate::error::one_line(&e),
+            ));
             None
         }
     };
@@ -624,7 +619,11 @@ async fn objects_checks(
     {
         Ok(r) => r,
         Err(e) => {
-            checks.push(check("remote objects", Level::Fail, describe(&e)));
+            checks.push(check(
+                "remote objects",
+                Level::Fail,
+                crate::error::one_line(&e),
+            ));
             return;
         }
     };

@@ -29,6 +29,20 @@ pub enum Failure {
     CheckFailed(String),
 }
 
+/// An error and its causes on one line, each cause once (never a secret: errors do not carry
+/// them). What `main` prints and what `connector doctor` reports.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line.replace('\n', " ")
+}
+
 /// Maps an error to its exit code: configuration and store refusals and [`Failure::CannotStart`]
 /// are 2; the rest follows [`Failure`]; anything else (a remote system failed) is 1.
 pub fn exit_code(error: &anyhow::Error) -> ExitCode {

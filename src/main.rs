@@ -21,22 +21,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes, outermost first.
-            eprintln!("error: {}", format_chain(&e));
+            eprintln!("error: {}", error::one_line(&e));
             error::exit_code(&e)
         }
     }
-}
-
-fn format_chain(e: &anyhow::Error) -> String {
-    let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !line.contains(&cause) {
-            line.push_str(": ");
-            line.push_str(&cause);
-        }
-    }
-    line.replace('\n', " ")
 }
 
 /// Tracing to stderr: `RUST_LOG` if set, else warn (`-q`: error; `-v`: debug; `-vv`: trace).
