@@ -372,9 +372,13 @@ impl Store {
     }
 
     pub fn all_rows(&self, table: &str) -> Option<Vec<Row>> {
+        self.rows_where(table, &|_| true)
+    }
+
+    pub fn rows_where(&self, table: &str, keep: &dyn Fn(&Row) -> bool) -> Option<Vec<Row>> {
         self.tables
             .get(table)
-            .map(|rows| rows.values().cloned().collect())
+            .map(|rows| rows.values().filter(|row| keep(row)).cloned().collect())
     }
 }
 
@@ -443,6 +447,10 @@ pub struct StoreReader(pub std::sync::Arc<std::sync::Mutex<Store>>);
 impl TableSource for StoreReader {
     fn rows(&self, table: &str) -> Option<Vec<Row>> {
         self.0.lock().unwrap().all_rows(table)
+    }
+
+    fn rows_where(&self, table: &str, keep: &dyn Fn(&Row) -> bool) -> Option<Vec<Row>> {
+        self.0.lock().unwrap().rows_where(table, keep)
     }
 }
 

@@ -34,7 +34,7 @@ use super::gi::{
 };
 use super::odata::{self, FieldType, parse_stored_datetime};
 use super::push::{Dispatcher, PushHook, PushOptions, PushSource};
-use super::tables::TableSource;
+use super::tables::{Row, TableSource};
 use super::xml::{self, Element};
 
 /// Versions of the Default endpoint an endpoint may extend.
@@ -1477,20 +1477,43 @@ async fn odata_gi(
         (Ok(s), Ok(t)) => (s.unwrap_or(0), t.unwrap_or(usize::MAX)),
         (Err(r), _) | (_, Err(r)) => return *r,
     };
-    let rows = match gi.execute(api.source.as_ref()) {
+    // The column types once, not a column list built per row and field.
+    let types: BTreeMap<&str, FieldType> = columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.field_type))
+        .collect();
+    let type_of = |c: &str| types.get(c).copied();
+    let passes = |row: &Row| {
+        filter
+            .as_ref()
+            .is_none_or(|f| f.matches(row, &type_of).unwrap_or(false))
+    };
+    // A filter on the first table's columns only (an incremental read's last-modified
+    // column) narrows that table before the joins; the filter still runs on every result.
+    let first_table = filter
+        .as_ref()
+        .and_then(|f| gi.first_table_fields(&f.fields()));
+    let executed = match &first_table {
+        Some(fields) => gi.execute_where(api.source.as_ref(), &|row| {
+            let columns: Row = fields
+                .iter()
+                .map(|(column, field)| {
+                    (
+                        column.clone(),
+                        row.get(field).cloned().unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            passes(&columns)
+        }),
+        None => gi.execute(api.source.as_ref()),
+    };
+    let rows = match executed {
         Ok(rows) => rows,
         Err(e) => return odata_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let tz = api.push.options().timezone;
-    let mut value = Vec::new();
-    for row in rows {
-        if let Some(f) = &filter
-            && !f.matches(&row, &|c| gi.column_type(c)).unwrap_or(false)
-        {
-            continue;
-        }
-        value.push(row);
-    }
+    let value: Vec<Row> = rows.into_iter().filter(|row| passes(row)).collect();
     let value: Vec<Value> = value
         .into_iter()
         .skip(skip)

@@ -325,10 +325,40 @@ impl GenericInquiry {
     /// Runs the inquiry: joins, conditions (AND), result columns. Rows come in the order of the
     /// first table, then of each joined table.
     pub fn execute(&self, source: &dyn TableSource) -> Result<Vec<Row>, String> {
+        self.execute_where(source, &|_| true)
+    }
+
+    /// The columns among `names` that are plain fields of the first table, as (column,
+    /// field) — `None` when any is not. A filter on those columns alone can be applied to the
+    /// first table's rows before the joins: every result row carries its first-table row's
+    /// values unchanged, whatever the joins add or drop.
+    pub fn first_table_fields(&self, names: &[String]) -> Option<Vec<(String, String)>> {
+        let first = &self.tables.first()?.alias;
+        let columns = self.columns();
+        names
+            .iter()
+            .map(|name| {
+                columns
+                    .iter()
+                    .find(|c| &c.name == name && &c.alias == first && !c.field.starts_with('='))
+                    .map(|c| (c.name.clone(), c.field.clone()))
+            })
+            .collect()
+    }
+
+    /// [`GenericInquiry::execute`] with the first table's rows narrowed by `keep` before the
+    /// joins, as a database applies a `WHERE` on the driving table first. Building every row
+    /// of a 100,000-item inquiry to answer an incremental read that matches none took the
+    /// simulation 0.5–1 s per read.
+    pub fn execute_where(
+        &self,
+        source: &dyn TableSource,
+        keep: &dyn Fn(&Row) -> bool,
+    ) -> Result<Vec<Row>, String> {
         self.validate()?;
         let first = &self.tables[0];
         let mut joined: Vec<BTreeMap<String, Row>> = source
-            .rows(short_table(&first.table))
+            .rows_where(short_table(&first.table), keep)
             .ok_or_else(|| format!("The table '{}' cannot be found in the system.", first.table))?
             .into_iter()
             .map(|row| BTreeMap::from([(first.alias.clone(), row)]))
@@ -660,6 +690,37 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[2]["InventoryCD"], json!("C"));
         assert_eq!(rows[2]["QtyOnHand"], Value::Null);
+    }
+
+    /// The first table narrowed before the joins gives the rows a filter on the whole result
+    /// gives, inner and left joins alike; columns of a joined table are not narrowed early.
+    #[test]
+    fn a_filter_on_first_table_columns_narrows_before_the_joins_to_the_same_rows() {
+        let gi = stock_gi(JoinType::Left);
+        assert_eq!(
+            gi.first_table_fields(&["InventoryCD".into()]),
+            Some(vec![("InventoryCD".into(), "InventoryCD".into())])
+        );
+        assert_eq!(gi.first_table_fields(&["SiteCD".into()]), None);
+        assert_eq!(
+            gi.first_table_fields(&["InventoryCD".into(), "QtyOnHand".into()]),
+            None
+        );
+        for join in [JoinType::Inner, JoinType::Left] {
+            let gi = stock_gi(join);
+            for key in ["A", "B", "C"] {
+                let narrowed = gi
+                    .execute_where(&source(), &|row| row["InventoryCD"] == json!(key))
+                    .unwrap();
+                let filtered: Vec<Row> = gi
+                    .execute(&source())
+                    .unwrap()
+                    .into_iter()
+                    .filter(|row| row["InventoryCD"] == json!(key))
+                    .collect();
+                assert_eq!(narrowed, filtered, "{join:?} {key}");
+            }
+        }
     }
 
     #[test]

@@ -68,4 +68,10 @@ pub struct Transaction {
 pub trait TableSource: Send + Sync {
     /// Every row of `table`, or `None` when the tenant has no such table.
     fn rows(&self, table: &str) -> Option<Vec<Row>>;
+
+    /// The rows of `table` that `keep` accepts: a source holding the rows copies only those.
+    fn rows_where(&self, table: &str, keep: &dyn Fn(&Row) -> bool) -> Option<Vec<Row>> {
+        self.rows(table)
+            .map(|rows| rows.into_iter().filter(|row| keep(row)).collect())
+    }
 }
