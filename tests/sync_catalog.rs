@@ -974,3 +974,45 @@ fn rounds_of_changes_to_the_same_records_land_in_order() {
     }
     assert_no_limit_violation(&env);
 }
+
+/// The batch path's read of Acumatica runs beside the delivery of what push notifications
+/// queued, so a read that fails holds nothing back: the queued change reaches Magento and is
+/// recorded, and the run still fails with the read's error.
+#[test]
+fn a_failing_batch_read_does_not_hold_back_what_the_queue_holds() {
+    let env = started(2, &[]);
+    sync(&env, &[], 0);
+    let row = json!({"InventoryID": "SB00002", "BasePrice": 42.5});
+    enqueue(
+        &env,
+        "prices",
+        "SB00002",
+        "2030-01-01T00:00:00.000Z",
+        "upsert",
+        row,
+    );
+    env.acumatica_control(
+        "faults",
+        json!({"scripted": [{
+            "route": "GET /acumatica/t/{tenant}/api/odata/gi/{gi}",
+            "kind": "wrong_shape"
+        }]}),
+    );
+    let out = env
+        .connector(&["sync", "--entity", "prices"])
+        .expect_exit(1);
+    out.stderr_has("no `value` array");
+    env.acumatica_control("faults", json!({}));
+    assert_eq!(product(&env, "SB00002")["price"], 42.5);
+    let queued: Vec<(String, String)> = store(&env)
+        .messages_for("prices", "SB00002")
+        .unwrap()
+        .into_iter()
+        .map(|(_, version, status)| (version, status))
+        .filter(|(version, _)| version.starts_with("2030"))
+        .collect();
+    assert_eq!(
+        queued,
+        [("2030-01-01T00:00:00.000Z".into(), "delivered".into())]
+    );
+}

@@ -34,6 +34,11 @@ impl Progress for Bars {
         bar.set_prefix(entity.name());
         self.bars.lock().unwrap().insert(entity, bar);
     }
+    fn more(&self, entity: Entity, records: u64) {
+        if let Some(bar) = self.bars.lock().unwrap().get(&entity) {
+            bar.inc_length(records);
+        }
+    }
     fn advance(&self, entity: Entity, records: u64) {
         if let Some(bar) = self.bars.lock().unwrap().get(&entity) {
             bar.inc(records);

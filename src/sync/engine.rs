@@ -77,6 +77,8 @@ pub trait Progress: Send + Sync {
         true
     }
     fn start(&self, entity: Entity, records: u64);
+    /// `records` more to do than `start` said (the batch path's read queued them meanwhile).
+    fn more(&self, _entity: Entity, _records: u64) {}
     fn advance(&self, entity: Entity, records: u64);
     fn finish(&self, entity: Entity);
 }
@@ -281,16 +283,26 @@ async fn sync_entity(
 ) -> anyhow::Result<EntityCounts> {
     let mut counts = EntityCounts::default();
     let mut dry_run_rows = Vec::new();
+    // The batch path's read of Acumatica, when it runs beside the delivery of what is already
+    // queued (see below).
+    let mut collecting = None;
     if entity.direction() == Direction::ToMagento {
-        let collected = super::collect::collect_from_acumatica(ctx, entity, options).await?;
-        counts.collected = collected.count;
-        if collected.status == "held" {
-            counts.held = collected.count;
-        }
-        dry_run_rows = collected.dry_run_messages;
-        if state == LifecycleState::Paused {
-            // Pause Sync to Magento: collect and hold, write nothing to Magento.
-            return Ok(counts);
+        let collect = super::collect::collect_from_acumatica(ctx, entity, options);
+        if ctx.dry_run || state == LifecycleState::Paused {
+            // A dry run shows what the read found (nothing is queued); a paused one only holds.
+            let collected = collect.await?;
+            count_collected(&mut counts, &collected);
+            dry_run_rows = collected.dry_run_messages;
+            if state == LifecycleState::Paused {
+                // Pause Sync to Magento: collect and hold, write nothing to Magento.
+                return Ok(counts);
+            }
+        } else {
+            // What push notifications queued goes out while the read runs: an incremental
+            // read of a large inquiry takes the remote system a while (0.5–1 s of a 3.6 s
+            // 100,000-price run, before this), and its rows are queued as they arrive and read
+            // like any other message — the same as a notification arriving mid-run.
+            collecting = Some(Box::pin(collect));
         }
     } else {
         // Magento -> Acumatica (sync part 2): orders and customers are read from Magento on
@@ -330,8 +342,13 @@ async fn sync_entity(
     let mut exhausted = false;
     // A chunk was recorded since `waiting` was last sorted: some of it may be free to go.
     let mut retry_waiting = false;
+    let mut collect_failed: Option<anyhow::Error> = None;
     loop {
-        while halted.is_none() && remaining > 0 && in_flight.len() < depth {
+        while halted.is_none()
+            && collect_failed.is_none()
+            && remaining > 0
+            && in_flight.len() < depth
+        {
             // No more reading while a chunk's worth waits (a queue holding the same records
             // over and over would otherwise be read whole into `waiting`).
             let read = !exhausted && waiting.len() < chunk;
@@ -399,9 +416,37 @@ async fn sync_entity(
             );
             in_flight.push_back(super::flows::deliver(ctx, entity, records, progress));
         }
-        let Some(outcomes) = in_flight.next().await else {
+        let next = match collecting.as_mut() {
+            Some(collect) => tokio::select! {
+                collected = collect => {
+                    collecting = None;
+                    match collected {
+                        Ok(collected) => {
+                            count_collected(&mut counts, &collected);
+                            if progress.shown() {
+                                progress.more(entity, collected.count);
+                            }
+                            // The read queued rows after the last one read: read on.
+                            exhausted = false;
+                        }
+                        // Nothing new starts; the chunks in flight are recorded first (their
+                        // calls went out), then the run fails with the read's error.
+                        Err(e) => collect_failed = Some(e),
+                    }
+                    continue;
+                }
+                outcomes = in_flight.next(), if !in_flight.is_empty() => outcomes,
+            },
+            None => in_flight.next().await,
+        };
+        let Some(outcomes) = next else {
             // Nothing in flight: whatever waits can go now.
-            if !waiting.is_empty() && !retry_waiting && remaining > 0 && halted.is_none() {
+            if !waiting.is_empty()
+                && !retry_waiting
+                && remaining > 0
+                && halted.is_none()
+                && collect_failed.is_none()
+            {
                 retry_waiting = true;
                 continue;
             }
@@ -416,7 +461,17 @@ async fn sync_entity(
     if let Some(why) = halted {
         anyhow::bail!("{why}");
     }
+    if let Some(e) = collect_failed {
+        return Err(e);
+    }
     Ok(counts)
+}
+
+fn count_collected(counts: &mut EntityCounts, collected: &super::collect::Collected) {
+    counts.collected = collected.count;
+    if collected.status == "held" {
+        counts.held = collected.count;
+    }
 }
 
 /// Messages read from the queue at a time, at least.
