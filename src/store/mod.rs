@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_receiver.sql"),
     include_str!("../../migrations/003_message_counts.sql"),
     include_str!("../../migrations/004_queue_indexes.sql"),
+    include_str!("../../migrations/005_count_triggers.sql"),
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -227,6 +228,12 @@ pub use queue::{Delivery, Mapping, QueuedMessage, StockUpdate};
 pub struct Store {
     path: PathBuf,
     conn: Connection,
+}
+
+/// A list as a JSON array, for a statement that takes a whole list in one parameter through
+/// `json_each(?)`: one statement for a chunk instead of one per element.
+fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 fn now() -> String {
@@ -688,6 +695,40 @@ mod tests {
             LifecycleState::Uninitialized
         );
         assert_eq!(store.queue_counts().unwrap(), QueueCounts::default());
+    }
+
+    /// A store written by an older build (schema 4: counts kept by 003's triggers, a row
+    /// only for statuses seen) keeps its counts through migration 5, whose triggers only
+    /// update rows.
+    #[test]
+    fn the_status_counts_survive_the_upgrade_to_one_row_per_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connector.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            Migrations::new(MIGRATIONS[..4].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO messages (direction, entity, natural_key, version, dedupe_key, status, created_at, updated_at)
+                 VALUES ('to_magento', 'items', 'A', 'v', 'd1', 'pending', 'now', 'now'),
+                        ('to_magento', 'items', 'B', 'v', 'd2', 'delivered', 'now', 'now');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let counts = store.queue_counts().unwrap();
+        assert_eq!((counts.pending, counts.delivered, counts.dead), (1, 1, 0));
+        store
+            .conn
+            .execute(
+                "UPDATE messages SET status = 'dead' WHERE natural_key = 'A'",
+                [],
+            )
+            .unwrap();
+        let counts = store.queue_counts().unwrap();
+        assert_eq!((counts.pending, counts.delivered, counts.dead), (0, 1, 1));
     }
 
     #[test]

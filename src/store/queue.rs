@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, now};
+use super::{Store, json_list, now};
 
 /// A message waiting for delivery.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,17 +138,16 @@ impl Store {
 
     /// Marks messages skipped (kept for audit) with the reason.
     pub fn mark_skipped(&mut self, ids: &[i64], reason: &str) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE messages SET status = 'skipped', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-            )?;
-            let at = now();
-            for id in ids {
-                stmt.execute(params![id, reason, at])?;
-            }
+        if ids.is_empty() {
+            return Ok(());
         }
-        tx.commit()
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET status = 'skipped', last_error = ?2, updated_at = ?3
+                 WHERE id IN (SELECT value FROM json_each(?1))",
+            )?
+            .execute(params![json_list(ids), reason, now()])?;
+        Ok(())
     }
 
     /// Records a 2xx delivery: the messages become `delivered` and the mapping takes the new
@@ -167,9 +166,18 @@ impl Store {
         let tx = self.conn.transaction()?;
         let at = now();
         {
-            let mut message = tx.prepare_cached(
-                "UPDATE messages SET status = 'delivered', last_error = NULL, updated_at = ?2 WHERE id = ?1",
-            )?;
+            // One statement for the chunk's messages, not one per message: the status trigger
+            // makes each UPDATE open a statement journal and copy the pages it touches into
+            // it, which was a large share of recording a delivery (perf: memjrnlWrite, memmove).
+            let ids: Vec<i64> = deliveries
+                .iter()
+                .flat_map(|d| d.message_ids.iter().copied())
+                .collect();
+            tx.prepare_cached(
+                "UPDATE messages SET status = 'delivered', last_error = NULL, updated_at = ?2
+                 WHERE id IN (SELECT value FROM json_each(?1))",
+            )?
+            .execute(params![json_list(&ids), at])?;
             // The common case, a record delivered again to the same target, only rewrites the
             // row: the upsert below also rewrote the (entity, magento_key) index entry each time.
             let mut refresh = tx.prepare_cached(
@@ -189,9 +197,6 @@ impl Store {
                     synced_at = excluded.synced_at",
             )?;
             for delivery in deliveries {
-                for id in delivery.message_ids {
-                    message.execute(params![id, at])?;
-                }
                 let values = params![
                     delivery.entity,
                     delivery.source_key,
@@ -252,8 +257,7 @@ impl Store {
             "SELECT acumatica_key, magento_key, payload_hash, version, line_mappings FROM mappings
              WHERE entity = ?1 AND acumatica_key IN (SELECT value FROM json_each(?2))",
         )?;
-        let keys = serde_json::to_string(source_keys).unwrap_or_else(|_| "[]".into());
-        let mut rows = stmt.query(params![entity, keys])?;
+        let mut rows = stmt.query(params![entity, json_list(source_keys)])?;
         let mut found = std::collections::HashMap::new();
         while let Some(r) = rows.next()? {
             if let Some(mapping) = Mapping::from_row(r, 1)? {
@@ -423,9 +427,8 @@ impl Store {
              WHERE inventory_id IN (SELECT value FROM json_each(?1))
              ORDER BY inventory_id, warehouse",
         )?;
-        let keys = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
         let mut rows = std::collections::HashMap::<String, Vec<StockRow>>::new();
-        let mut query = stmt.query([keys])?;
+        let mut query = stmt.query([json_list(items)])?;
         while let Some(r) = query.next()? {
             rows.entry(r.get(0)?)
                 .or_default()
@@ -523,6 +526,89 @@ mod tests {
         let mapping = store.mapping("items", "A").unwrap().unwrap();
         assert_eq!(mapping.payload_hash.as_deref(), Some("h1"));
         assert_eq!(store.queue_counts().unwrap().delivered, 1);
+    }
+
+    /// The counts per status (kept by triggers) after a chunk's deliveries, skips and failures,
+    /// each recorded by one statement for many messages, equal a count of the messages.
+    #[test]
+    fn a_chunk_recorded_at_once_leaves_every_message_and_count_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("c.db")).unwrap();
+        store.transition(LifecycleState::Active, "test").unwrap();
+        let queued: Vec<NewMessage> = (0..8)
+            .map(|i| {
+                message(
+                    &format!("K{i}"),
+                    "2026-01-01T00:00:00.000Z",
+                    &format!("d{i}"),
+                )
+            })
+            .collect();
+        store.commit_pushed(&[queued]).unwrap();
+        let ids: Vec<i64> = store
+            .due_messages("items", 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let delivery = |ids, key| Delivery {
+            message_ids: ids,
+            entity: "items",
+            source_key: key,
+            target_key: key,
+            payload_hash: "h",
+            version: "2026-01-01T00:00:00.000Z",
+            line_mappings: None,
+        };
+        // Two messages coalesced into one record, then two records of one message each.
+        store
+            .record_deliveries(&[
+                delivery(&ids[0..2], "K0"),
+                delivery(&ids[2..3], "K2"),
+                delivery(&ids[3..4], "K3"),
+            ])
+            .unwrap();
+        store.mark_skipped(&ids[4..6], "unchanged").unwrap();
+        store
+            .record_failure(&ids[6..7], "503", Some("2999-01-01T00:00:00.000Z"))
+            .unwrap();
+        store.record_failure(&ids[7..8], "gave up", None).unwrap();
+
+        let counts = store.queue_counts().unwrap();
+        assert_eq!(
+            (
+                counts.pending,
+                counts.delivered,
+                counts.skipped,
+                counts.failed,
+                counts.dead
+            ),
+            (0, 4, 2, 1, 1)
+        );
+        let counted: Vec<(String, i64)> = store
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let kept: Vec<(String, i64)> = store
+            .conn
+            .prepare("SELECT status, n FROM message_counts WHERE n > 0 ORDER BY status")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, counted);
+        for key in ["K0", "K2", "K3"] {
+            assert!(store.mapping("items", key).unwrap().is_some(), "{key}");
+        }
+        assert!(store.mapping("items", "K1").unwrap().is_none());
+        // An empty chunk writes nothing and fails nothing.
+        store.record_deliveries(&[]).unwrap();
+        store.mark_skipped(&[], "nothing").unwrap();
     }
 
     #[test]
