@@ -201,6 +201,11 @@ pub async fn run(
 ) -> anyhow::Result<RunReport> {
     let _lock = super::lock::acquire(&config.store.path)?;
     let store = Store::open(&config.store.path)?;
+    // Declared before the store's Mutex below, so dropped after it: the last checkpoint
+    // comes after the last write.
+    let _checkpoints = store
+        .checkpoint_in_background()
+        .context("starting the store's checkpoint thread")?;
     let state = store
         .lifecycle()
         .context("reading the life-cycle state")?
