@@ -154,16 +154,35 @@ pub fn required_param<'a>(body: &'a Map<String, Value>, name: &str) -> ApiResult
 /// Re-keys a data object by its canonical snake_case property names, refusing a property
 /// the interface does not have.
 pub fn object(value: &Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
+    object_of(value, &Properties::of(allowed))
+}
+
+/// An interface's property names, with the UpperCamel form Magento matches them by, worked
+/// out once per request instead of once per property of every item of a list (a list of 100
+/// prices spent a fifth of its handling building these strings).
+struct Properties<'a>(Vec<(String, &'a str)>);
+
+impl<'a> Properties<'a> {
+    fn of(allowed: &[&'a str]) -> Properties<'a> {
+        Properties(allowed.iter().map(|a| (upper_camel(a), *a)).collect())
+    }
+
+    fn canonical(&self, key: &str) -> Option<&'a str> {
+        let camel = upper_camel(key);
+        self.0.iter().find(|(c, _)| *c == camel).map(|(_, a)| *a)
+    }
+}
+
+fn object_of(value: &Value, allowed: &Properties<'_>) -> ApiResult<Map<String, Value>> {
     let Value::Object(map) = value else {
         // Magento treats a non-array as an empty data object.
         return Ok(Map::new());
     };
     let mut out = Map::new();
     for (key, v) in map {
-        let camel = upper_camel(key);
-        match allowed.iter().find(|a| upper_camel(a) == camel) {
+        match allowed.canonical(key) {
             Some(name) => {
-                out.insert((*name).to_string(), v.clone());
+                out.insert(name.to_string(), v.clone());
             }
             None => return Err(ApiError::not_supported(key)),
         }
@@ -180,9 +199,9 @@ pub fn list(
     class_name: &str,
     limit: Option<usize>,
 ) -> ApiResult<Vec<Map<String, Value>>> {
-    let items = match value {
-        Value::Array(items) => items.clone(),
-        Value::Object(map) => map.values().cloned().collect(),
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(map) => map.values().collect(),
         other => {
             return Err(ApiError::bad_request(format!(
                 "Error occurred during \"{field}\" processing. The \"{}\" value's type is invalid. The \"{class_name}[]\" type was expected. Verify and try again.",
@@ -195,7 +214,11 @@ pub fn list(
     {
         return Err(ApiError::input_limit(class_name, max));
     }
-    items.iter().map(|item| object(item, allowed)).collect()
+    let allowed = Properties::of(allowed);
+    items
+        .into_iter()
+        .map(|item| object_of(item, &allowed))
+        .collect()
 }
 
 fn scalar_text(v: &Value) -> String {

@@ -14,7 +14,7 @@ use super::MagentoSim;
 use super::auth::scope_of;
 use super::errors::{ApiError, ApiResult};
 use super::input::{self, float, int, string};
-use super::model::{SourceItem, bumped};
+use super::model::{SourceItem, bumped_from, format_time};
 use super::search;
 
 type Params = Path<HashMap<String, String>>;
@@ -54,6 +54,7 @@ pub async fn update_base_prices(
         ));
     }
     let mut failed = Vec::new();
+    let now = format_time(chrono::Utc::now());
     let mut data = sim.data();
     for (sku, price, store_id) in rows {
         let mut ok = true;
@@ -83,7 +84,7 @@ pub async fn update_base_prices(
             let product = data.products.get_mut(&sku_text).expect("checked above");
             // The price attribute is global: any store id writes the one price.
             product.price = price.unwrap_or_default();
-            product.updated_at = bumped(&product.updated_at);
+            product.updated_at = bumped_from(&product.updated_at, &now);
         }
     }
     Ok(Json(Value::Array(failed)))

@@ -22,13 +22,18 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// than `previous` so that a change is visible to a client reading on `updated_at` even
 /// within one second (Magento's column has second resolution).
 pub fn bumped(previous: &str) -> String {
-    let now = format_time(Utc::now());
-    if now.as_str() > previous {
-        return now;
+    bumped_from(previous, &format_time(Utc::now()))
+}
+
+/// [`bumped`] with `now` already formatted: a request changing many records formats the
+/// time once.
+pub fn bumped_from(previous: &str, now: &str) -> String {
+    if now > previous {
+        return now.to_string();
     }
     match parse_time(previous) {
         Some(prev) => format_time(prev + Duration::seconds(1)),
-        None => now,
+        None => now.to_string(),
     }
 }
 
