@@ -34,10 +34,7 @@ pub async fn deliver(
     let found: Option<HashSet<String>> = if ctx.dry_run || searchable.is_empty() {
         None
     } else {
-        super::inventory::existing_skus(ctx, &searchable)
-            .await
-            .ok()
-            .map(|skus| skus.into_iter().collect())
+        super::inventory::existing_skus(ctx, &searchable).await.ok()
     };
     let lookup = found.as_ref().map(|found| Lookup {
         searched: &searched,
