@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use connector::entities::Entity;
 use connector::sandbox::acumatica::{AcumaticaOptions, Counters};
 use connector::sandbox::{Faults, Sandbox, SandboxOptions, config_file};
-use connector::store::{Delivery, NewMessage, Store};
+use connector::store::{Delivery, Mapped, NewMessage, Store};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_connector");
@@ -361,6 +361,7 @@ impl Env {
                 payload_hash: "bench",
                 version: "2000-01-01T00:00:00.000Z",
                 line_mappings: None,
+                mapped: Mapped::Unknown,
             })
             .collect();
         self.store()

@@ -223,7 +223,7 @@ pub enum PushCommit {
 }
 
 pub use operate::{FailedMessage, MappingRow};
-pub use queue::{Delivery, Mapping, QueuedMessage, StockUpdate};
+pub use queue::{Delivery, Mapped, Mapping, QueuedMessage, StockUpdate};
 
 pub struct Store {
     path: PathBuf,

@@ -67,6 +67,20 @@ pub struct Delivery<'a> {
     pub payload_hash: &'a str,
     pub version: &'a str,
     pub line_mappings: Option<&'a str>,
+    /// What the record's mapping was when its messages were read: it only chooses which
+    /// statement is tried first (a mapping made since is still found and updated).
+    pub mapped: Mapped<'a>,
+}
+
+/// A record's mapping as the engine last read it, for [`Store::record_deliveries`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mapped<'a> {
+    /// Not read (the mapping's key differs from the record's: inventory maps per SKU).
+    Unknown,
+    /// None then: a first delivery, inserted at once.
+    Absent,
+    /// To this target: most likely only its hash and version change.
+    To(&'a str),
 }
 
 /// The due messages of an entity after an id, oldest first, each with its mapping
@@ -206,7 +220,14 @@ impl Store {
                     delivery.version,
                     at
                 ];
-                if refresh.execute(values)? == 0 {
+                // A first delivery skips the refresh that would find no row (one statement
+                // per record of an initial load).
+                let refreshed = match delivery.mapped {
+                    Mapped::Absent => false,
+                    Mapped::To(target) if target != delivery.target_key => false,
+                    Mapped::To(_) | Mapped::Unknown => refresh.execute(values)? > 0,
+                };
+                if !refreshed {
                     mapping.execute(values)?;
                 }
             }
@@ -486,7 +507,7 @@ impl Store {
 mod tests {
     use crate::store::{LifecycleState, NewMessage, PushCommit, Store};
 
-    use super::Delivery;
+    use super::{Delivery, Mapped};
 
     fn message(key: &str, version: &str, dedupe: &str) -> NewMessage {
         NewMessage {
@@ -520,6 +541,7 @@ mod tests {
                 payload_hash: "h1",
                 version: "2026-01-01T00:00:00.000Z",
                 line_mappings: None,
+                mapped: Mapped::Unknown,
             })
             .unwrap();
         assert!(store.due_messages("items", 10).unwrap().is_empty());
@@ -559,6 +581,7 @@ mod tests {
             payload_hash: "h",
             version: "2026-01-01T00:00:00.000Z",
             line_mappings: None,
+            mapped: Mapped::Absent,
         };
         // Two messages coalesced into one record, then two records of one message each.
         store
@@ -606,6 +629,38 @@ mod tests {
             assert!(store.mapping("items", key).unwrap().is_some(), "{key}");
         }
         assert!(store.mapping("items", "K1").unwrap().is_none());
+        // What the engine read of a mapping only picks the statement tried first: a mapping
+        // made since it was read ("absent"), or whose target changed, is still updated.
+        let ids2: Vec<i64> = {
+            let more: Vec<NewMessage> = ["K0", "K2"]
+                .iter()
+                .map(|k| message(k, "2026-01-02T00:00:00.000Z", &format!("{k}-2")))
+                .collect();
+            store.commit_pushed(&[more]).unwrap();
+            store
+                .due_messages("items", 10)
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect()
+        };
+        store
+            .record_deliveries(&[
+                Delivery {
+                    payload_hash: "h2",
+                    ..delivery(&ids2[0..1], "K0")
+                },
+                Delivery {
+                    target_key: "K2-renamed",
+                    mapped: Mapped::To("K2"),
+                    ..delivery(&ids2[1..2], "K2")
+                },
+            ])
+            .unwrap();
+        let k0 = store.mapping("items", "K0").unwrap().unwrap();
+        assert_eq!(k0.payload_hash.as_deref(), Some("h2"));
+        let k2 = store.mapping("items", "K2").unwrap().unwrap();
+        assert_eq!(k2.target_key, "K2-renamed");
         // An empty chunk writes nothing and fails nothing.
         store.record_deliveries(&[]).unwrap();
         store.mark_skipped(&[], "nothing").unwrap();

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::entities::{Direction, Entity};
 use crate::error::Failure;
 use crate::magento::MagentoClient;
-use crate::store::{Delivery, LifecycleState, Mapping, NewMessage, QueuedMessage, Store};
+use crate::store::{Delivery, LifecycleState, Mapped, Mapping, NewMessage, QueuedMessage, Store};
 
 /// What `connector sync` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -646,6 +646,14 @@ fn record_outcomes(
                 payload_hash: hash,
                 version: &record.version,
                 line_mappings: None,
+                mapped: if *source == record.key {
+                    record
+                        .mapping
+                        .as_ref()
+                        .map_or(Mapped::Absent, |m| Mapped::To(&m.target_key))
+                } else {
+                    Mapped::Unknown
+                },
             })
             .collect();
         ctx.store(|s| s.record_deliveries(&deliveries))?;
