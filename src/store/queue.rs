@@ -608,22 +608,15 @@ mod tests {
             ),
             (0, 4, 2, 1, 1)
         );
-        let counted: Vec<(String, i64)> = store
-            .conn
-            .prepare("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let kept: Vec<(String, i64)> = store
-            .conn
-            .prepare("SELECT status, n FROM message_counts WHERE n > 0 ORDER BY status")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows = |sql: &str| -> Vec<(String, i64)> {
+            let mut stmt = store.conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let counted = rows("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status");
+        let kept = rows("SELECT status, n FROM message_counts WHERE n > 0 ORDER BY status");
         assert_eq!(kept, counted);
         for key in ["K0", "K2", "K3"] {
             assert!(store.mapping("items", key).unwrap().is_some(), "{key}");
