@@ -340,6 +340,122 @@ fn two_partial_shipments_give_exactly_two_magento_shipments_even_when_retried() 
     assert_eq!(by_increment(&env).len(), 3);
 }
 
+/// Magento shipments marked as made from Acumatica shipment `shipment`.
+fn magento_shipments_of(env: &SandboxEnv, shipment: &str) -> usize {
+    let title = format!("Acumatica shipment {shipment}");
+    list(&env.magento_state()["shipments"])
+        .iter()
+        .filter(|s| {
+            list(&s["tracks"])
+                .iter()
+                .any(|t| t["title"] == title.as_str())
+        })
+        .count()
+}
+
+#[test]
+fn a_shipment_of_an_order_whose_import_was_cut_off_waits_for_it_and_is_sent_once() {
+    let env = env_with(0, "\n[shipments]\nship_via = { UPS = \"ups\" }\n", &[]);
+    let placed = env.magento_control(
+        "orders",
+        json!({"customer_id": 1, "items": [{"sku": "SB-0002", "qty": 2}]}),
+    );
+    sync_in(&env, 0);
+    let order = by_increment(&env)[placed["increment_id"].as_str().unwrap()].clone();
+    let nbr = order["OrderNbr"].as_str().unwrap().to_string();
+    // As if the run had been killed after the order's PUT, before its mapping, and the
+    // order's message then backed off (a licence refusal after the kill).
+    let conn = db(&env);
+    conn.execute("DELETE FROM mappings WHERE entity = 'orders'", [])
+        .unwrap();
+    conn.execute(
+        "UPDATE messages SET status = 'failed', attempts = 1, \
+         next_attempt_at = '2999-01-01T00:00:00.000Z' WHERE entity = 'orders'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let reply = env.acumatica_control(
+        "shipments",
+        json!({"order_nbr": nbr, "tracking_numbers": ["TRK-9"], "ship_via": "UPS", "confirm": true}),
+    );
+    let shipment = reply["shipment_nbr"].as_str().unwrap().to_string();
+
+    // Not skipped for good: failed, to be retried.
+    let report = sync(&env, &["shipments"], 3);
+    assert_eq!(report["entities"]["shipments"]["failed"], 1, "{report}");
+    assert_eq!(report["entities"]["shipments"]["skipped"], 0, "{report}");
+    assert_eq!(magento_shipments_of(&env, &shipment), 0);
+
+    // The order's retry adopts the order and records its mapping; the shipment follows.
+    db(&env)
+        .execute(
+            "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
+            [],
+        )
+        .unwrap();
+    let report = sync(&env, &["orders"], 0);
+    assert_eq!(report["entities"]["orders"]["delivered"], 1, "{report}");
+    db(&env)
+        .execute(
+            "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
+            [],
+        )
+        .unwrap();
+    let report = sync(&env, &["shipments"], 0);
+    assert_eq!(report["entities"]["shipments"]["delivered"], 1, "{report}");
+    assert_eq!(magento_shipments_of(&env, &shipment), 1);
+    assert_eq!(by_increment(&env).len(), 1, "no second order");
+}
+
+#[test]
+fn shipments_of_orders_entered_in_acumatica_are_not_sent_to_magento() {
+    let env = env_with(1, "\n[shipments]\nship_via = { UPS = \"ups\" }\n", &[]);
+    sync_in(&env, 0);
+    let customer = acumatica_orders(&env)[0]["CustomerID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Two orders a clerk entered: one without a customer order number, one with a PO number
+    // Magento does not know.
+    let text = std::fs::read_to_string(env.dir.join("connector.toml")).unwrap();
+    let config =
+        connector::config::Config::parse(&text, std::path::Path::new("connector.toml"), &|_| None)
+            .unwrap();
+    let client = connector::acumatica::AcumaticaClient::new(&config).unwrap();
+    let entered: Vec<String> = env.block_on(async {
+        let mut made = Vec::new();
+        for reference in [None, Some("PO-778")] {
+            let mut body = json!({
+                "OrderType": {"value": "SO"},
+                "CustomerID": {"value": customer},
+                "Details": [{"InventoryID": {"value": "SB-0001"}, "OrderQty": {"value": 1}}],
+            });
+            if let Some(r) = reference {
+                body["CustomerOrder"] = json!({ "value": r });
+            }
+            let order = client.put("/SalesOrder", &body, None).await.unwrap();
+            made.push(order["OrderNbr"]["value"].as_str().unwrap().to_string());
+        }
+        client.close().await;
+        made
+    });
+    let mut shipments = Vec::new();
+    for nbr in &entered {
+        let reply = env.acumatica_control(
+            "shipments",
+            json!({"order_nbr": nbr, "tracking_numbers": ["TRK-1"], "ship_via": "UPS", "confirm": true}),
+        );
+        shipments.push(reply["shipment_nbr"].as_str().unwrap().to_string());
+    }
+    let report = sync(&env, &["shipments"], 0);
+    assert_eq!(report["entities"]["shipments"]["skipped"], 2, "{report}");
+    assert_eq!(report["entities"]["shipments"]["failed"], 0, "{report}");
+    for shipment in &shipments {
+        assert_eq!(magento_shipments_of(&env, shipment), 0);
+    }
+}
+
 #[test]
 fn a_paused_connector_still_imports_orders() {
     let env = env_with(3, "", &[]);

@@ -69,6 +69,48 @@ async fn already_shipped(
     Ok(None)
 }
 
+/// For an Acumatica order with no mapping: the Magento increment id it was imported from,
+/// when Magento has that order — the orders flow put the increment id in `CustomerOrder`, and
+/// a run killed after the PUT recorded no mapping. `None`: an order entered in Acumatica.
+async fn imported_but_not_recorded(
+    ctx: &Context<'_>,
+    target: &str,
+) -> Result<Option<String>, String> {
+    let Some((order_type, order_nbr)) = target.split_once('/') else {
+        return Ok(None);
+    };
+    if order_type != ctx.config.orders.order_type {
+        return Ok(None);
+    }
+    let order = ctx
+        .acumatica
+        .get(&format!(
+            "/SalesOrder/{order_type}/{order_nbr}?$select=CustomerOrder"
+        ))
+        .await
+        .map_err(|e| format!("reading sales order {target}: {e}"))?;
+    let Some(increment) = text(&order, "CustomerOrder").filter(|i| !i.is_empty()) else {
+        return Ok(None);
+    };
+    let criteria = SearchCriteria::new()
+        .and(Filter::new(
+            "increment_id",
+            Condition::Eq,
+            increment.as_str(),
+        ))
+        .page(1, 1);
+    let reply = ctx
+        .magento
+        .get(Scope::Store, "/V1/orders", &criteria.to_query())
+        .await
+        .map_err(|e| format!("looking up Magento order {increment}: {e}"))?;
+    let found = reply
+        .get("items")
+        .and_then(Value::as_array)
+        .is_some_and(|items| !items.is_empty());
+    Ok(found.then_some(increment))
+}
+
 async fn ship(ctx: &Context<'_>, record: &Record) -> Outcome {
     let nbr = record.key.clone();
     let shipment = match ctx
@@ -135,9 +177,22 @@ async fn ship(ctx: &Context<'_>, record: &Record) -> Outcome {
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let Some((magento_id, mapping)) = mapped else {
-            // An order entered in Acumatica, not from Magento: nothing to tell Magento.
-            tracing::info!(shipment = %nbr, order = %target, "not a Magento order: not sent");
-            continue;
+            match imported_but_not_recorded(ctx, target).await {
+                Ok(None) => {
+                    // An order entered in Acumatica, not from Magento: nothing to tell Magento.
+                    tracing::info!(shipment = %nbr, order = %target, "not a Magento order: not sent");
+                    continue;
+                }
+                // A run killed between the order's PUT and its mapping: the orders flow
+                // adopts the order on its next attempt; until then this shipment waits.
+                Ok(Some(increment)) => {
+                    return Outcome::Failed(format!(
+                        "shipment {nbr}: order {target} is Magento order {increment}, whose import \
+                         is not recorded yet; sent once the orders flow records it"
+                    ));
+                }
+                Err(e) => return Outcome::Failed(e),
+            }
         };
         let line_map: Value = mapping
             .line_mappings
