@@ -217,10 +217,11 @@ pub async fn deliver(
                 }
                 if let Err(e) = ctx
                     .magento
-                    .post(
+                    .send_detached(
+                        reqwest::Method::POST,
                         Scope::All,
                         "/V1/inventory/source-items",
-                        &json!({ "sourceItems": chunk }),
+                        json!({ "sourceItems": chunk }),
                         true,
                     )
                     .await

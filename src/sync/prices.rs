@@ -75,10 +75,11 @@ pub async fn deliver(
             }
             let reply = match ctx
                 .magento
-                .post(
+                .send_detached(
+                    reqwest::Method::POST,
                     Scope::All,
                     "/V1/products/base-prices",
-                    &json!({ "prices": chunk }),
+                    json!({ "prices": chunk }),
                     true,
                 )
                 .await
