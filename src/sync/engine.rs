@@ -133,7 +133,7 @@ pub struct Context<'a> {
     pub halt: Mutex<Option<String>>,
     /// The largest batch Magento's web API input limit lets through, once a flow of this run
     /// met it (shared, so the next flow does not have its first batch refused too).
-    pub batch_cap: std::sync::atomic::AtomicUsize,
+    pub batch_cap: super::flows::BatchCap,
     /// `sync --full --bulk`: the items flow saves products through the async bulk API.
     pub bulk: bool,
 }
@@ -248,7 +248,7 @@ pub async fn run(
         store: &store,
         dry_run: options.dry_run,
         halt: Mutex::new(None),
-        batch_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        batch_cap: super::flows::BatchCap::unknown(),
         bulk: options.bulk,
     };
     let work = async {

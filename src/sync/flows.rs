@@ -78,7 +78,31 @@ where
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = Result<BatchResult, String>>,
 {
-    send_in_batches_capped(items, size, 1, &AtomicUsize::new(usize::MAX), send).await
+    send_in_batches_capped(items, size, 1, &BatchCap::unknown(), send).await
+}
+
+/// The largest batch a store's web API input limit lets through, shared by the flows and the
+/// chunks of one run (`Context::batch_cap`).
+pub struct BatchCap {
+    size: AtomicUsize,
+    /// Held by the chunk whose first batch probes the size; the chunks in flight beside it wait
+    /// for that answer instead of probing too (with three chunks in flight, three lone batches
+    /// went first and five of Magento's eight slots stood idle for a round trip).
+    probe: tokio::sync::Mutex<()>,
+}
+
+impl BatchCap {
+    /// Not known yet: the first batch goes alone.
+    pub fn unknown() -> BatchCap {
+        BatchCap {
+            size: AtomicUsize::new(usize::MAX),
+            probe: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn known(&self) -> bool {
+        self.size.load(Ordering::Relaxed) != usize::MAX
+    }
 }
 
 /// [`send_in_batches`] with up to `concurrency` batches in flight and the batch cap shared by
@@ -95,7 +119,7 @@ pub async fn send_in_batches_capped<T, F, Fut>(
     items: Vec<T>,
     size: usize,
     concurrency: usize,
-    cap: &AtomicUsize,
+    cap: &BatchCap,
     send: F,
 ) -> BatchResult
 where
@@ -106,6 +130,16 @@ where
     use futures_util::StreamExt;
 
     let concurrency = concurrency.max(1);
+    // Until a batch of this size went through, one batch at a time — by one chunk of the run.
+    let mut probe_held = None;
+    if !cap.known() {
+        let guard = cap.probe.lock().await;
+        if !cap.known() {
+            probe_held = Some(guard);
+        }
+    }
+    let mut probing = probe_held.is_some();
+    let cap = &cap.size;
     let mut size = size.max(1).min(cap.load(Ordering::Relaxed));
     let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
     // Ranges (start, end) still to send, in order.
@@ -113,8 +147,6 @@ where
         .step_by(size)
         .map(|s| (s, (s + size).min(items.len())))
         .collect();
-    // Until a batch of this size went through, one batch at a time.
-    let mut probing = cap.load(Ordering::Relaxed) == usize::MAX;
     while !ranges.is_empty() {
         let wave: Vec<(usize, usize)> = if probing {
             ranges.pop_front().into_iter().collect()
@@ -179,6 +211,7 @@ where
         // One wave of probing is enough: a batch refused for a bad item got past the input
         // limit (Magento checks it first), and an input-limit refusal set the size.
         probing = false;
+        drop(probe_held.take());
         // The halves and pieces go first, in order; batches not sent yet that are longer
         // than a size the input limit just set are cut to it (each would be refused).
         again.sort_unstable();
@@ -247,8 +280,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chunks_sent_side_by_side_probe_the_batch_size_once() {
+        use std::sync::atomic::AtomicUsize;
+        let cap = BatchCap::unknown();
+        let in_flight = AtomicUsize::new(0);
+        // How many batches were in flight as each one started.
+        let seen = Mutex::new(Vec::new());
+        let send = |chunk: Vec<u32>| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.lock().unwrap().push(now);
+            let in_flight = &in_flight;
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(chunk.iter().map(|_| Ok(())).collect())
+            }
+        };
+        let (a, b) = tokio::join!(
+            send_in_batches_capped((0..300).collect(), 100, 8, &cap, send),
+            send_in_batches_capped((0..300).collect(), 100, 8, &cap, send),
+        );
+        assert!(a.iter().chain(&b).all(Result::is_ok));
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 6);
+        assert_eq!(seen[0], 1, "the probe goes alone");
+        assert_eq!(seen[1], 1, "the other chunk waited for the probe: {seen:?}");
+        assert!(seen.iter().any(|n| *n > 1), "then batches go side by side: {seen:?}");
+    }
+
+    #[tokio::test]
     async fn a_store_limit_below_twenty_is_read_from_the_error_and_kept_for_the_run() {
-        let cap = AtomicUsize::new(usize::MAX);
+        let cap = BatchCap::unknown();
         let sizes = Mutex::new(Vec::new());
         let send = |chunk: Vec<u32>| {
             sizes.lock().unwrap().push(chunk.len());
