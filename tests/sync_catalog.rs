@@ -1016,3 +1016,66 @@ fn a_failing_batch_read_does_not_hold_back_what_the_queue_holds() {
         [("2030-01-01T00:00:00.000Z".into(), "delivered".into())]
     );
 }
+
+/// A run of catalogue flows only gives its Acumatica session (a licence slot) back once the
+/// batch read is done, while the prices are still being sent — not after the last of them.
+#[test]
+fn a_catalogue_run_logs_out_of_acumatica_once_its_read_is_done() {
+    let env = started(1100, &[("batch_size = 100", "batch_size = 10")]);
+    {
+        // The batch read still runs (and logs in) but finds nothing newer.
+        let s = store(&env);
+        s.set_cursor("prices", "2099-01-01T00:00:00.000Z").unwrap();
+        s.close_catch_ups("prices").unwrap();
+    }
+    let queue: Vec<NewMessage> = (1..=1000)
+        .map(|i| {
+            let sku = format!("SB-{i:04}");
+            NewMessage {
+                direction: "to_magento",
+                entity: "prices",
+                natural_key: sku.clone(),
+                version: "2030-01-01T00:00:00.000Z".into(),
+                dedupe_key: format!("test|prices|{sku}"),
+                operation: "upsert",
+                payload: json!({"InventoryID": sku, "BasePrice": i as f64}).to_string(),
+            }
+        })
+        .collect();
+    store(&env)
+        .enqueue_collected("prices", &queue, None)
+        .unwrap();
+    // 100 calls, 8 at a time, 100 ms each: over a second of sending.
+    env.magento_control("faults", json!({ "latency_ms": 100 }));
+    let sessions = &env.sandbox.acumatica.sessions;
+    let logins_before = sessions.counters().logins;
+    let mut child = env.connector(&["sync", "--entity", "prices"]).cmd;
+    let mut child = child
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut released_while_sending = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the sync did not end");
+        let sent = magento_calls(&env, Some(PRICES));
+        if released_while_sending.is_none()
+            && sessions.counters().logins > logins_before
+            && sessions.open_sessions().is_empty()
+            && sent < 100
+        {
+            released_while_sending = Some(sent);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert!(
+        released_while_sending.is_some(),
+        "the session stayed open until the prices were sent"
+    );
+    assert_eq!(product(&env, "SB-1000")["price"], 1000.0);
+}

@@ -251,9 +251,16 @@ pub async fn run(
         batch_cap: super::flows::BatchCap::unknown(),
         bulk: options.bulk,
     };
+    let entities = entities_to_run(config, options);
+    // The last entity that calls Acumatica: when that is only its batch read (a catalogue
+    // flow), the session is released as soon as the read is done.
+    let last_acumatica = entities
+        .iter()
+        .rposition(|e| e.direction() == Direction::ToMagento || delivers_through_acumatica(*e));
     let work = async {
-        for entity in entities_to_run(config, options) {
-            let counts = sync_entity(&ctx, entity, state, options, progress).await?;
+        for (i, entity) in entities.into_iter().enumerate() {
+            let release = Some(i) == last_acumatica && !delivers_through_acumatica(entity);
+            let counts = sync_entity(&ctx, entity, state, options, progress, release).await?;
             report.entities.insert(entity.name(), counts);
         }
         anyhow::Ok(())
@@ -282,12 +289,26 @@ pub async fn run(
     Ok(report)
 }
 
+/// Whether delivering `entity` calls Acumatica, beyond the batch path's read: the flows to
+/// Acumatica, and shipments (read by key).
+fn delivers_through_acumatica(entity: Entity) -> bool {
+    matches!(
+        entity,
+        Entity::Shipments | Entity::Customers | Entity::Orders
+    )
+}
+
+/// Syncs one entity. `release_acumatica`: nothing after this entity's batch read calls
+/// Acumatica, so its session is logged out once the read is done, while the delivery goes
+/// on — a licence slot back to the tenant's users sooner, and the logout's round trip off the
+/// end of the run.
 async fn sync_entity(
     ctx: &Context<'_>,
     entity: Entity,
     state: LifecycleState,
     options: &SyncOptions,
     progress: &dyn Progress,
+    release_acumatica: bool,
 ) -> anyhow::Result<EntityCounts> {
     let mut counts = EntityCounts::default();
     let mut dry_run_rows = Vec::new();
@@ -351,6 +372,7 @@ async fn sync_entity(
     // A chunk was recorded since `waiting` was last sorted: some of it may be free to go.
     let mut retry_waiting = false;
     let mut collect_failed: Option<anyhow::Error> = None;
+    let mut releasing = None;
     loop {
         // No more reading while a chunk's worth waits (a queue holding the same records over
         // and over would otherwise be read whole into `waiting`).
@@ -369,6 +391,9 @@ async fn sync_entity(
             Some(outcomes) = in_flight.next(), if !in_flight.is_empty() => Event::Delivered(outcomes),
             collected = async { collecting.as_mut().expect("checked").await }, if collecting.is_some() => {
                 Event::Collected(collected)
+            }
+            () = async { releasing.as_mut().expect("checked").await }, if releasing.is_some() => {
+                Event::Released
             }
             () = std::future::ready(()), if fill => Event::Fill { read },
             else => Event::Idle,
@@ -448,6 +473,9 @@ async fn sync_entity(
                         }
                         // The read queued rows after the last one read: read on.
                         exhausted = false;
+                        if release_acumatica {
+                            releasing = Some(Box::pin(ctx.acumatica.close()));
+                        }
                     }
                     // Nothing new starts; the chunks in flight are recorded first (their
                     // calls went out), then the run fails with the read's error.
@@ -460,6 +488,7 @@ async fn sync_entity(
                 retry_waiting = true;
                 halted = ctx.halted();
             }
+            Event::Released => releasing = None,
             Event::Idle => {
                 // Nothing in flight: whatever waits can go now.
                 if !waiting.is_empty()
@@ -489,6 +518,8 @@ async fn sync_entity(
 enum Event {
     Collected(anyhow::Result<super::collect::Collected>),
     Delivered(Vec<(Record, Outcome)>),
+    /// The Acumatica session was logged out (`release_acumatica`).
+    Released,
     /// Room in the pipeline: read (when `read`) and prepare the next chunk.
     Fill {
         read: bool,
