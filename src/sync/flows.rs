@@ -305,7 +305,10 @@ mod tests {
         assert_eq!(seen.len(), 6);
         assert_eq!(seen[0], 1, "the probe goes alone");
         assert_eq!(seen[1], 1, "the other chunk waited for the probe: {seen:?}");
-        assert!(seen.iter().any(|n| *n > 1), "then batches go side by side: {seen:?}");
+        assert!(
+            seen.iter().any(|n| *n > 1),
+            "then batches go side by side: {seen:?}"
+        );
     }
 
     #[tokio::test]
