@@ -290,11 +290,11 @@ pub async fn run(
 }
 
 /// Whether delivering `entity` calls Acumatica, beyond the batch path's read: the flows to
-/// Acumatica, and shipments (read by key).
+/// Acumatica, shipments (read by key), and items (a delete candidate is looked up first).
 fn delivers_through_acumatica(entity: Entity) -> bool {
     matches!(
         entity,
-        Entity::Shipments | Entity::Customers | Entity::Orders
+        Entity::Items | Entity::Shipments | Entity::Customers | Entity::Orders
     )
 }
 
