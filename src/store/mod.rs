@@ -9,7 +9,6 @@ mod queue;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
@@ -244,9 +243,8 @@ fn now() -> String {
 /// How often the checkpoint thread of [`Store::checkpoint_in_background`] checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// The checkpoint thread of [`Store::checkpoint_in_background`]: on drop it ends, leaving what
-/// the log still holds to the next checkpoint (see [`Store::end_without_checkpoint`]). Drop it
-/// after the store it serves.
+/// The checkpoint thread of [`Store::checkpoint_in_background`]: on drop it checkpoints once
+/// more and ends. Drop it after the store it serves, so that nothing is written after it.
 pub struct BackgroundCheckpoints {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -337,17 +335,21 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || {
-                use std::sync::mpsc::RecvTimeoutError;
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_INTERVAL)
-                {
+                loop {
+                    use std::sync::mpsc::RecvTimeoutError;
+                    let last = !matches!(
+                        stopped.recv_timeout(CHECKPOINT_INTERVAL),
+                        Err(RecvTimeoutError::Timeout)
+                    );
                     // Passive: copies what no reader still needs, waits for no one.
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::debug!("checkpointing the store failed: {e}");
                     }
+                    if last {
+                        break;
+                    }
                 }
-                // Nor at close: see `Store::end_without_checkpoint`.
-                let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             });
         match thread {
             Ok(thread) => {
@@ -404,19 +406,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// For the last write of a `connector sync`: from here every commit waits for the disk
-    /// — the log's fsync makes the run's earlier commits durable too — and closing leaves the
-    /// log for the next checkpoint (the next run's checkpoint thread, or any command's close).
-    /// The checkpoint at close copied the run's last pages into the database and fsynced it:
-    /// 55–147 ms at the end of every run on a 2-core VM, against a millisecond or two for the
-    /// log's fsync.
-    pub fn end_without_checkpoint(&self) -> rusqlite::Result<()> {
-        self.set_durable()?;
-        self.conn
-            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map(|_| ())
     }
 
     /// Makes every commit wait for the disk (`synchronous=FULL`): for writes acknowledged to
@@ -808,43 +797,6 @@ mod tests {
             .unwrap();
         let counts = store.queue_counts().unwrap();
         assert_eq!((counts.pending, counts.delivered, counts.dead), (0, 1, 1));
-    }
-
-    /// A sync's last commit is fsynced and the log is left at close, whole: what it holds is
-    /// found by the next open (and copied in by the next checkpoint).
-    #[test]
-    fn a_sync_ends_durable_and_leaves_the_log_for_the_next_checkpoint() {
-        let (dir, mut store) = temp_store();
-        let db = dir.path().join("state/connector.db");
-        let wal = dir.path().join("state/connector.db-wal");
-        let checkpoints = store.checkpoint_in_background().unwrap();
-        store.transition(LifecycleState::Active, "test").unwrap();
-        let messages: Vec<NewMessage> = (0..50)
-            .map(|i| NewMessage {
-                direction: "to_magento",
-                entity: "items",
-                natural_key: format!("K{i}"),
-                version: "2026-01-01T00:00:00.000Z".into(),
-                dedupe_key: format!("d{i}"),
-                operation: "upsert",
-                payload: "{}".into(),
-            })
-            .collect();
-        store.end_without_checkpoint().unwrap();
-        let synchronous: i64 = store
-            .conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
-        assert_eq!(synchronous, 2, "the last commit does not wait for the disk");
-        store.commit_pushed(&[messages]).unwrap();
-        drop(store);
-        drop(checkpoints);
-        assert!(
-            std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
-            "the log was checkpointed into the database and removed at close"
-        );
-        let reopened = Store::open(&db).unwrap();
-        assert_eq!(reopened.count_due("items").unwrap(), 50);
     }
 
     /// While the guard lives, the store's own connection leaves checkpoints to the thread,

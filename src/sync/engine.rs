@@ -280,10 +280,7 @@ pub async fn run(
             (Ok(()), _) => "partial",
         };
         let counts = serde_json::to_string(&report.entities)?;
-        ctx.store(|s| {
-            s.end_without_checkpoint()?;
-            s.finish_run(id, summary, &counts)
-        })?;
+        ctx.store(|s| s.finish_run(id, summary, &counts))?;
     }
     outcome?;
     Ok(report)
