@@ -148,6 +148,27 @@ fn enqueue(
         .unwrap();
 }
 
+/// A price change as the push path queues it.
+fn price_message(sku: &str, version: &str, price: f64) -> NewMessage {
+    NewMessage {
+        direction: "to_magento",
+        entity: "prices",
+        natural_key: sku.into(),
+        version: version.into(),
+        dedupe_key: format!("test|prices|{sku}|{version}"),
+        operation: "upsert",
+        payload: json!({"InventoryID": sku, "BasePrice": price}).to_string(),
+    }
+}
+
+/// The batch path of `entity` still runs but finds nothing: its watermark is in the future
+/// and no catch-up read is pending. Only what a test queues is delivered.
+fn quiet_batch_read(env: &SandboxEnv, entity: &str) {
+    let s = store(env);
+    s.set_cursor(entity, "2099-01-01T00:00:00.000Z").unwrap();
+    s.close_catch_ups(entity).unwrap();
+}
+
 /// `connector listen` in the background, ready to accept.
 struct Listener(Child);
 
@@ -877,20 +898,8 @@ fn a_run_killed_between_odata_pages_loses_no_row() {
 fn a_record_in_two_chunks_is_sent_once_and_its_older_version_never_wins() {
     // Batches of 10 at 8 at once: chunks of 1,000 messages.
     let env = started(1100, &[("batch_size = 100", "batch_size = 10")]);
-    {
-        let s = store(&env);
-        s.set_cursor("prices", "2099-01-01T00:00:00.000Z").unwrap();
-        s.close_catch_ups("prices").unwrap();
-    }
-    let message = |sku: &str, version: &str, price: f64| NewMessage {
-        direction: "to_magento",
-        entity: "prices",
-        natural_key: sku.into(),
-        version: version.into(),
-        dedupe_key: format!("test|prices|{sku}|{version}"),
-        operation: "upsert",
-        payload: json!({"InventoryID": sku, "BasePrice": price}).to_string(),
-    };
+    quiet_batch_read(&env, "prices");
+    let message = price_message;
     let (newer, older) = ("2030-01-02T00:00:00.000Z", "2030-01-01T00:00:00.000Z");
     // Magento's seeded catalogue: SB-0001 … SB-1100.
     let mut queue = vec![message("SB-0001", newer, 77.0)];
@@ -927,27 +936,16 @@ fn a_record_in_two_chunks_is_sent_once_and_its_older_version_never_wins() {
 #[test]
 fn rounds_of_changes_to_the_same_records_land_in_order() {
     let env = started(1100, &[("batch_size = 100", "batch_size = 10")]);
-    {
-        let s = store(&env);
-        s.set_cursor("prices", "2099-01-01T00:00:00.000Z").unwrap();
-        s.close_catch_ups("prices").unwrap();
-    }
+    quiet_batch_read(&env, "prices");
     let mut queue = Vec::new();
     for round in 1..=3u32 {
         let version = format!("2030-01-0{round}T00:00:00.000Z");
         for i in 1..=1000 {
-            let sku = format!("SB-{i:04}");
-            queue.push(NewMessage {
-                direction: "to_magento",
-                entity: "prices",
-                natural_key: sku.clone(),
-                version: version.clone(),
-                dedupe_key: format!("test|prices|{sku}|{version}"),
-                operation: "upsert",
-                payload:
-                    json!({"InventoryID": sku, "BasePrice": f64::from(round) * 1000.0 + i as f64})
-                        .to_string(),
-            });
+            queue.push(price_message(
+                &format!("SB-{i:04}"),
+                &version,
+                f64::from(round) * 1000.0 + i as f64,
+            ));
         }
     }
     store(&env)
@@ -1022,25 +1020,10 @@ fn a_failing_batch_read_does_not_hold_back_what_the_queue_holds() {
 #[test]
 fn a_catalogue_run_logs_out_of_acumatica_once_its_read_is_done() {
     let env = started(1100, &[("batch_size = 100", "batch_size = 10")]);
-    {
-        // The batch read still runs (and logs in) but finds nothing newer.
-        let s = store(&env);
-        s.set_cursor("prices", "2099-01-01T00:00:00.000Z").unwrap();
-        s.close_catch_ups("prices").unwrap();
-    }
+    // The batch read still runs (and logs in) but finds nothing newer.
+    quiet_batch_read(&env, "prices");
     let queue: Vec<NewMessage> = (1..=1000)
-        .map(|i| {
-            let sku = format!("SB-{i:04}");
-            NewMessage {
-                direction: "to_magento",
-                entity: "prices",
-                natural_key: sku.clone(),
-                version: "2030-01-01T00:00:00.000Z".into(),
-                dedupe_key: format!("test|prices|{sku}"),
-                operation: "upsert",
-                payload: json!({"InventoryID": sku, "BasePrice": i as f64}).to_string(),
-            }
-        })
+        .map(|i| price_message(&format!("SB-{i:04}"), "2030-01-01T00:00:00.000Z", i as f64))
         .collect();
     store(&env)
         .enqueue_collected("prices", &queue, None)

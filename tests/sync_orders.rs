@@ -71,6 +71,16 @@ fn db(env: &SandboxEnv) -> rusqlite::Connection {
     rusqlite::Connection::open(env.dir.join("connector.db")).unwrap()
 }
 
+/// Every failed message due now (retries otherwise wait 1, 2, 4 … minutes).
+fn make_due(env: &SandboxEnv) {
+    db(env)
+        .execute(
+            "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
+            [],
+        )
+        .unwrap();
+}
+
 fn skus(order: &Value) -> Vec<String> {
     list(&order["items"])
         .iter()
@@ -388,20 +398,10 @@ fn a_shipment_of_an_order_whose_import_was_cut_off_waits_for_it_and_is_sent_once
     assert_eq!(magento_shipments_of(&env, &shipment), 0);
 
     // The order's retry adopts the order and records its mapping; the shipment follows.
-    db(&env)
-        .execute(
-            "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
-            [],
-        )
-        .unwrap();
+    make_due(&env);
     let report = sync(&env, &["orders"], 0);
     assert_eq!(report["entities"]["orders"]["delivered"], 1, "{report}");
-    db(&env)
-        .execute(
-            "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
-            [],
-        )
-        .unwrap();
+    make_due(&env);
     let report = sync(&env, &["shipments"], 0);
     assert_eq!(report["entities"]["shipments"]["delivered"], 1, "{report}");
     assert_eq!(magento_shipments_of(&env, &shipment), 1);
@@ -548,14 +548,6 @@ fn with_faults_on_both_sides_every_order_arrives_exactly_once() {
     env.acumatica_control("faults", faults.clone());
     env.magento_control("faults", faults);
     // Retries wait (1, 2, 4 … minutes): put every failed message back to due between runs.
-    let make_due = |env: &SandboxEnv| {
-        db(env)
-            .execute(
-                "UPDATE messages SET next_attempt_at = '2000-01-01T00:00:00.000Z' WHERE status = 'failed'",
-                [],
-            )
-            .unwrap();
-    };
     let mut clean = false;
     for _ in 0..30 {
         let out = env

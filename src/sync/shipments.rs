@@ -30,6 +30,22 @@ fn qty(v: &Value, field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The `items` of a Magento search in the store view.
+async fn search(
+    ctx: &Context<'_>,
+    path: &str,
+    criteria: &SearchCriteria,
+) -> Result<Vec<Value>, crate::magento::MagentoError> {
+    let mut reply = ctx
+        .magento
+        .get(Scope::Store, path, &criteria.to_query())
+        .await?;
+    Ok(match reply.get_mut("items").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    })
+}
+
 /// Whether Magento already has a shipment of `order_id` marked with `mark`.
 async fn already_shipped(
     ctx: &Context<'_>,
@@ -39,16 +55,9 @@ async fn already_shipped(
     let criteria = SearchCriteria::new()
         .and(Filter::new("order_id", Condition::Eq, order_id))
         .page(300, 1);
-    let reply = ctx
-        .magento
-        .get(Scope::Store, "/V1/shipments", &criteria.to_query())
+    let items = search(ctx, "/V1/shipments", &criteria)
         .await
         .map_err(|e| format!("looking up the shipments of Magento order {order_id}: {e}"))?;
-    let items = reply
-        .get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     for s in items {
         let marked = s.get("tracks").and_then(Value::as_array).is_some_and(|t| {
             t.iter()
@@ -99,16 +108,10 @@ async fn imported_but_not_recorded(
             increment.as_str(),
         ))
         .page(1, 1);
-    let reply = ctx
-        .magento
-        .get(Scope::Store, "/V1/orders", &criteria.to_query())
+    let found = search(ctx, "/V1/orders", &criteria)
         .await
         .map_err(|e| format!("looking up Magento order {increment}: {e}"))?;
-    let found = reply
-        .get("items")
-        .and_then(Value::as_array)
-        .is_some_and(|items| !items.is_empty());
-    Ok(found.then_some(increment))
+    Ok((!found.is_empty()).then_some(increment))
 }
 
 async fn ship(ctx: &Context<'_>, record: &Record) -> Outcome {
