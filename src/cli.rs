@@ -302,7 +302,7 @@ pub struct SandboxArgs {
     /// Also write a ready-to-use connector.toml for the sandbox here
     #[arg(long, value_name = "PATH")]
     pub write_config: Option<PathBuf>,
-    /// Delay every API request by N milliseconds
+    /// Answer every API request N milliseconds after it arrives (handled at once)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub latency_ms: u64,
     /// Fraction (0 to 1) of API requests answered with a server error

@@ -104,6 +104,9 @@ pub struct AcumaticaClient {
     started: std::time::Instant,
     limiter: RequestLimiter,
     backoff: Backoff,
+    /// The tasks of the logins sent (see [`AcumaticaClient::login_exchange`]); `close` waits
+    /// for them, so a login whose caller gave up is logged out before the process ends.
+    logins: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for AcumaticaClient {
@@ -163,6 +166,7 @@ impl AcumaticaClient {
             started: std::time::Instant::now(),
             limiter: RequestLimiter::new(a.max_concurrent_requests, Some(a.requests_per_minute)),
             backoff: Backoff::default(),
+            logins: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -606,7 +610,7 @@ impl AcumaticaClient {
                     session.http.post(&url).form(&form)
                 }
             };
-            let outcome = crate::http::exchange(&self.limiter, request).await;
+            let outcome = self.login_exchange(index, request).await;
             let (status, headers, text) = match outcome {
                 Ok(x) => x,
                 Err(e) if attempt < self.backoff.attempts => {
@@ -708,6 +712,58 @@ impl AcumaticaClient {
         }
     }
 
+    /// Sends a login on a task that outlives its caller. Acumatica opens the session when it
+    /// handles the login, before its reply arrives: a caller that gave up meanwhile (Ctrl-C,
+    /// SIGTERM) never saw the cookie or token, and the session held a licence slot until it
+    /// expired. The task logs out such a session itself; [`AcumaticaClient::close`] waits
+    /// for it.
+    fn login_exchange(
+        &self,
+        index: usize,
+        request: reqwest::RequestBuilder,
+    ) -> impl std::future::Future<Output = Result<crate::http::Reply, reqwest::Error>> + use<>
+    {
+        let (reply_to, reply) = tokio::sync::oneshot::channel();
+        let limiter = self.limiter.clone();
+        let http = self.sessions[index].http.clone();
+        let logout_url = format!("{}/entity/auth/logout", self.site);
+        let task = tokio::spawn(async move {
+            let outcome = crate::http::exchange(&limiter, request).await;
+            let Err(Ok((status, _, text))) = reply_to.send(outcome) else {
+                return;
+            };
+            if !status.is_success() {
+                return;
+            }
+            // Nobody took the reply: the session it opened is no one's. Its cookie is in this
+            // session's jar; an OAuth 2.0 login's token is in the reply.
+            let mut logout = http.post(logout_url);
+            if let Some(token) = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["access_token"].as_str().map(String::from))
+            {
+                logout = logout.bearer_auth(token);
+            }
+            match crate::http::exchange(&limiter, logout).await {
+                Ok(_) => tracing::debug!("logged out a session whose login was abandoned"),
+                Err(e) => tracing::warn!(
+                    "Acumatica logout of an abandoned login failed: {}",
+                    describe_transport(&e)
+                ),
+            }
+        });
+        {
+            let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+            logins.retain(|t| !t.is_finished());
+            logins.push(task);
+        }
+        async move {
+            reply
+                .await
+                .expect("the login task sends its reply unless it panicked")
+        }
+    }
+
     /// Logs out every open session. Call it on every path out — an abandoned session holds a
     /// licence slot for about ten minutes. Errors are logged, not returned: there is nothing
     /// left to do about them.
@@ -731,6 +787,11 @@ impl AcumaticaClient {
             }
             *state = SessionState::default();
             session.open.store(false, Ordering::Relaxed);
+        }
+        // Logins whose caller gave up log their session out on their own task.
+        let logins = std::mem::take(&mut *self.logins.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in logins {
+            let _ = task.await;
         }
     }
 
