@@ -1,6 +1,7 @@
 //! Benchmark `listen_ingest`: durable push notifications per second through the real receiver
 //! over loopback HTTP, 16 concurrent clients, with group commit — next to the same run with one
-//! transaction (one fsync) per request as the baseline. Prints its figures; asserts nothing.
+//! transaction (one fsync) per request as the baseline. Prints its figures, with the CPU time
+//! the process (clients and receiver together) spent per notification; asserts nothing.
 //!
 //! Run: `cargo bench --bench listen_ingest` (NOTIFICATIONS=N to change the count).
 
@@ -18,6 +19,19 @@ struct Figures {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time of this process (the clients and the receiver, user + system) per
+    /// notification, over the timed part of the run.
+    cpu_per_notification: Duration,
+}
+
+/// CPU time of this process so far (every thread, user + system). The same as
+/// `benches/common`'s `self_cpu`, which this bench does not include (it brings the sandbox).
+fn process_cpu() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 async fn run(notifications: usize, group_commit: bool) -> Figures {
@@ -46,6 +60,7 @@ async fn run(notifications: usize, group_commit: bool) -> Figures {
     let client = reqwest::Client::new();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
+    let cpu_at_start = process_cpu();
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
         let (client, url, next) = (client.clone(), url.clone(), next.clone());
@@ -85,6 +100,7 @@ async fn run(notifications: usize, group_commit: bool) -> Figures {
         latencies.extend(task.await.unwrap());
     }
     let elapsed = start.elapsed();
+    let cpu = process_cpu() - cpu_at_start;
     running.stop().await.unwrap();
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
@@ -92,6 +108,7 @@ async fn run(notifications: usize, group_commit: bool) -> Figures {
         per_second: notifications as f64 / elapsed.as_secs_f64(),
         p50: pick(0.50),
         p99: pick(0.99),
+        cpu_per_notification: cpu / notifications as u32,
     }
 }
 
@@ -110,16 +127,18 @@ fn main() {
         "listen_ingest: {notifications} notifications, {CLIENTS} concurrent clients, synchronous=FULL"
     );
     println!(
-        "  group commit : {:>8.0} notifications/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        "  group commit : {:>8.0} notifications/s   p50 {:>6.2} ms   p99 {:>6.2} ms   CPU {:>4.0} µs/notification",
         grouped.per_second,
         grouped.p50.as_secs_f64() * 1e3,
-        grouped.p99.as_secs_f64() * 1e3
+        grouped.p99.as_secs_f64() * 1e3,
+        grouped.cpu_per_notification.as_secs_f64() * 1e6
     );
     println!(
-        "  baseline     : {:>8.0} notifications/s   p50 {:>6.2} ms   p99 {:>6.2} ms   (one fsync per request, {} notifications)",
+        "  baseline     : {:>8.0} notifications/s   p50 {:>6.2} ms   p99 {:>6.2} ms   CPU {:>4.0} µs/notification   (one fsync per request, {} notifications)",
         baseline.per_second,
         baseline.p50.as_secs_f64() * 1e3,
         baseline.p99.as_secs_f64() * 1e3,
+        baseline.cpu_per_notification.as_secs_f64() * 1e6,
         notifications / 4
     );
     println!(
