@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::{mpsc, oneshot};
@@ -278,7 +278,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn receive(State(app): State<Arc<App>>, request: Request) -> Response {
+    // The request taken whole: a `HeaderMap` extractor would copy every header.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let settings = &app.settings;
     let authorized = headers
         .get(&settings.header_name)
@@ -311,7 +314,7 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
         )
     };
     let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > settings.max_body_bytes) {
@@ -359,7 +362,9 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             dedupe_key: m.dedupe_key,
             operation: m.operation.as_str(),
-            payload: m.payload.to_string(),
+            // `to_string` on a `Value` goes through `Display`'s formatter, a write per token;
+            // this writes into the string directly (the same text).
+            payload: serde_json::to_string(&m.payload).unwrap_or_else(|_| m.payload.to_string()),
         })
         .collect();
 
@@ -372,9 +377,13 @@ async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
             .into_response();
     }
     match answer.await {
+        // The same body `Json(json!({...}))` gave, written without building a JSON value.
         Ok(Ok(Committed::Stored { accepted, duplicates })) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates })),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            format!(r#"{{"accepted":{accepted},"duplicates":{duplicates}}}"#),
         )
             .into_response(),
         Ok(Ok(Committed::Refused(state))) => app.reject(
