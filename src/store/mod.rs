@@ -534,23 +534,18 @@ impl Store {
                 insert.raw_bind_parameter(p + 5, m.operation)?;
                 insert.raw_bind_parameter(p + 6, &m.payload)?;
             }
-            let mut stored: Vec<(i64, String)> = Vec::with_capacity(rows);
+            // The rows inserted, by dedupe key (unique in the table, so once per chunk). A row
+            // not inserted (its key already queued, or earlier in this group) returns nothing;
+            // the first of a chunk's rows with a key takes the id, any later one is a duplicate.
+            // Matched by key, not by RETURNING's order, which SQLite does not promise.
+            let mut stored: std::collections::HashMap<String, i64> =
+                std::collections::HashMap::with_capacity(rows);
             let mut returned = insert.raw_query();
             while let Some(row) = returned.next()? {
-                stored.push((row.get(0)?, row.get(1)?));
+                stored.insert(row.get(1)?, row.get(0)?);
             }
-            // Rows are inserted in order, each under a higher id than the last; a row not
-            // inserted (its key already queued, or earlier in this group) returns nothing, and
-            // no later row with its key can be inserted either. So the rows returned, by id,
-            // are the chunk's inserted rows in order.
-            stored.sort_unstable_by_key(|(id, _)| *id);
-            let mut stored = stored.into_iter().peekable();
             for m in chunk {
-                ids.push(
-                    stored
-                        .next_if(|(_, key)| *key == m.dedupe_key)
-                        .map(|(id, _)| id),
-                );
+                ids.push(stored.remove(&m.dedupe_key));
             }
         }
         // Every stored upsert supersedes the delete candidates of its record that are not
@@ -1026,14 +1021,18 @@ mod tests {
 
     /// What `commit_pushed` did before it inserted several rows per statement: each message
     /// on its own, each stored upsert then superseding the delete candidates queued so far.
-    fn commit_pushed_one_by_one(store: &mut Store, batches: &[Vec<NewMessage>]) -> PushCommit {
+    fn commit_pushed_one_by_one(
+        store: &mut Store,
+        batches: &[Vec<NewMessage>],
+        status: &str,
+    ) -> PushCommit {
         let tx = store.conn.transaction().unwrap();
         let at = now();
         let mut outcomes = Vec::new();
         for batch in batches {
             let mut outcome = EnqueueOutcome::default();
             for m in batch {
-                if !insert_message(&tx, m, "pending", &at).unwrap() {
+                if !insert_message(&tx, m, status, &at).unwrap() {
                     outcome.duplicates += 1;
                     continue;
                 }
@@ -1069,8 +1068,14 @@ mod tests {
         for round in 0..20 {
             let (_a_dir, mut a) = temp_store();
             let (_b_dir, mut b) = temp_store();
+            // Every third round paused: the messages are held, and still supersede.
+            let (state, status) = if round % 3 == 0 {
+                (LifecycleState::Paused, "held")
+            } else {
+                (LifecycleState::Active, "pending")
+            };
             for store in [&mut a, &mut b] {
-                store.transition(LifecycleState::Active, "test").unwrap();
+                store.transition(state, "test").unwrap();
             }
             for _ in 0..6 {
                 let requests = 1 + next(40) as usize;
@@ -1087,28 +1092,34 @@ mod tests {
                                     dedupe_key: format!("push|q|{}|{operation}|{key}", next(25)),
                                     natural_key: key,
                                     operation,
-                                    payload: "{}".into(),
+                                    payload: format!("{{\"n\":{}}}", next(1000)),
                                 }
                             })
                             .collect()
                     })
                     .collect();
-                let expected = commit_pushed_one_by_one(&mut b, &group);
+                let expected = commit_pushed_one_by_one(&mut b, &group, status);
                 assert_eq!(a.commit_pushed(&group).unwrap(), expected, "round {round}");
             }
-            let rows = |store: &Store| -> Vec<(i64, String, String, Option<String>)> {
+            // Every column a push writes, so a parameter bound to the wrong place shows.
+            let rows = |store: &Store| -> Vec<Vec<rusqlite::types::Value>> {
                 let mut stmt = store
                     .conn
-                    .prepare("SELECT id, dedupe_key, status, last_error FROM messages ORDER BY id")
+                    .prepare(
+                        "SELECT id, dedupe_key, status, last_error, direction, entity, natural_key,
+                                version, operation, payload
+                         FROM messages ORDER BY id",
+                    )
                     .unwrap();
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                stmt.query_map([], |r| (0..10).map(|i| r.get(i)).collect())
                     .unwrap()
                     .collect::<Result<_, _>>()
                     .unwrap()
             };
             let (got, expected) = (rows(&a), rows(&b));
             assert!(
-                got.iter().any(|r| r.2 == "skipped"),
+                got.iter()
+                    .any(|r| r[2] == rusqlite::types::Value::Text("skipped".into())),
                 "round {round}: no supersede tried"
             );
             assert_eq!(got, expected, "round {round}");
