@@ -721,8 +721,7 @@ impl AcumaticaClient {
         &self,
         index: usize,
         request: reqwest::RequestBuilder,
-    ) -> impl std::future::Future<Output = Result<crate::http::Reply, reqwest::Error>> + use<>
-    {
+    ) -> impl std::future::Future<Output = Result<crate::http::Reply, reqwest::Error>> + use<> {
         let (reply_to, reply) = tokio::sync::oneshot::channel();
         let limiter = self.limiter.clone();
         let http = self.sessions[index].http.clone();
