@@ -420,6 +420,57 @@ fn the_input_limit_is_detected_and_respected() {
     assert_within_limits(&env);
 }
 
+/// The facts the store keeps about the remote systems (`learned`), by name.
+fn learned(env: &SandboxEnv) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(env.dir.join("connector.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name, value FROM learned ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A batch size Magento accepted is kept for the next runs, whose first batches then go side
+/// by side instead of one going alone to find out; a refusal by the store's input limit
+/// forgets it, and the run after probes again.
+#[test]
+fn the_batch_size_magento_accepted_is_kept_and_an_input_limit_forgets_it() {
+    let env = started(45, &[("batch_size = 100", "batch_size = 20")]);
+    let report = sync(&env, &[], 0);
+    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
+    let kept = learned(&env);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].0.starts_with("magento.batch_size_passed "),
+        "{kept:?}"
+    );
+    assert_eq!(kept[0].1, "20");
+
+    // The store lowers its limit to 10. Batches of 20 are known to pass, so the first wave
+    // (20, 20, 5) goes at once: two refused, then 10 × 4. Probing would have cost 6 calls.
+    env.magento_control(
+        "faults",
+        json!({"input_limit": true, "input_list_limit": 10}),
+    );
+    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
+    let before = magento_calls(&env, Some(PRICES));
+    let report = sync(&env, &["--entity", "prices"], 0);
+    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
+    assert_eq!(magento_calls(&env, Some(PRICES)) - before, 7);
+    assert_eq!(learned(&env), vec![], "the refusal forgot the size");
+
+    // Forgotten: the next run's first batch goes alone — one refused batch of 20, then 10s.
+    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
+    let before = magento_calls(&env, Some(PRICES));
+    let report = sync(&env, &["--entity", "prices"], 0);
+    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
+    assert_eq!(magento_calls(&env, Some(PRICES)) - before, 6);
+    assert_magento_equals_acumatica(&env);
+    assert_within_limits(&env);
+}
+
 #[test]
 fn pause_holds_everything_and_activate_releases_it() {
     let env = started(3, &[]);

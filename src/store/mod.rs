@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003_message_counts.sql"),
     include_str!("../../migrations/004_queue_indexes.sql"),
     include_str!("../../migrations/005_count_triggers.sql"),
+    include_str!("../../migrations/006_learned.sql"),
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -309,8 +310,12 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// How often the checkpoint thread of [`Store::checkpoint_in_background`] checkpoints.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often the checkpoint thread of [`Store::checkpoint_in_background`] checkpoints. What
+/// the log holds when the run ends is checkpointed on the run's critical path (the last
+/// connection's close copies it and fsyncs the database): every 250 ms left up to a quarter
+/// second of a 100,000-quantity run's writes for the end, 40–60 ms between the last reply and
+/// the exit; every 50 ms, 4–15 ms. The thread waits on the disk, not on a core.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The checkpoint thread of [`Store::checkpoint_in_background`]: on drop it checkpoints once
 /// more and ends. Drop it after the store it serves, so that nothing is written after it.
@@ -826,6 +831,30 @@ impl Store {
              ON CONFLICT (entity) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
             params![entity, watermark, now()],
         )?;
+        Ok(())
+    }
+
+    /// A fact learned about a remote system in an earlier run (`None`: not known).
+    pub fn learned(&self, name: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM learned WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()
+    }
+
+    /// Keeps a fact for the next runs (`None`: forgets it).
+    pub fn set_learned(&self, name: &str, value: Option<&str>) -> rusqlite::Result<()> {
+        match value {
+            Some(value) => self.conn.execute(
+                "INSERT INTO learned (name, value, learned_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, learned_at = excluded.learned_at",
+                params![name, value, now()],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM learned WHERE name = ?1", [name])?,
+        };
         Ok(())
     }
 }

@@ -240,6 +240,10 @@ pub async fn run(
         Some(store.begin_run()?)
     };
     report.run_id = run_id;
+    // The batch size known to pass this Magento store's input limit, from earlier runs.
+    let batch_fact = format!("magento.batch_size_passed {}", config.magento.url);
+    let batch_known: Option<usize> = store.learned(&batch_fact)?.and_then(|v| v.parse().ok());
+    let batch_cap = super::flows::BatchCap::passed(batch_known.unwrap_or(0));
     let store = Mutex::new(store);
     let ctx = Context {
         config,
@@ -248,7 +252,7 @@ pub async fn run(
         store: &store,
         dry_run: options.dry_run,
         halt: Mutex::new(None),
-        batch_cap: super::flows::BatchCap::unknown(),
+        batch_cap,
         bulk: options.bulk,
     };
     let entities = entities_to_run(config, options);
@@ -267,6 +271,13 @@ pub async fn run(
     };
     let outcome = crate::acumatica::with_sessions(&acumatica, work).await;
     if !options.dry_run {
+        let learned = ctx.batch_cap.learned().filter(|&size| size > 0);
+        if learned != batch_known
+            && let Err(e) =
+                ctx.store(|s| s.set_learned(&batch_fact, learned.map(|n| n.to_string()).as_deref()))
+        {
+            tracing::warn!("keeping the batch size Magento accepted failed: {e:#}");
+        }
         // Housekeeping, bounded per run so a run stays short.
         let retention = config.store.retention_days;
         if let Err(e) = ctx.store(|s| s.purge(retention, 10_000)) {

@@ -81,10 +81,14 @@ where
     send_in_batches_capped(items, size, 1, &BatchCap::unknown(), send).await
 }
 
-/// The largest batch a store's web API input limit lets through, shared by the flows and the
-/// chunks of one run (`Context::batch_cap`).
+/// What is known of the batch sizes a store's web API input limit lets through, shared by the
+/// flows and the chunks of one run (`Context::batch_cap`), and kept between runs
+/// ([`BatchCap::learned`]).
 pub struct BatchCap {
-    size: AtomicUsize,
+    /// The limit a refusal stated in this run (`usize::MAX`: none met).
+    limit: AtomicUsize,
+    /// The largest full batch that went through (0: none), in this run or an earlier one.
+    passed: AtomicUsize,
     /// Held by the chunk whose first batch probes the size; the chunks in flight beside it wait
     /// for that answer instead of probing too (with three chunks in flight, three lone batches
     /// went first and five of Magento's eight slots stood idle for a round trip).
@@ -94,14 +98,32 @@ pub struct BatchCap {
 impl BatchCap {
     /// Not known yet: the first batch goes alone.
     pub fn unknown() -> BatchCap {
+        BatchCap::passed(0)
+    }
+
+    /// Batches of up to `size` went through before (an earlier run against the same store):
+    /// no batch of that size needs to go alone first. A later refusal still sets the limit.
+    pub fn passed(size: usize) -> BatchCap {
         BatchCap {
-            size: AtomicUsize::new(usize::MAX),
+            limit: AtomicUsize::new(usize::MAX),
+            passed: AtomicUsize::new(size),
             probe: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn known(&self) -> bool {
-        self.size.load(Ordering::Relaxed) != usize::MAX
+    /// What this run leaves to the next: `Some(n)` when batches of `n` went through and no
+    /// input limit refused one (keep `n`); `None` when a limit did (forget what was kept: the
+    /// store's limit may have changed, the next run probes again).
+    pub fn learned(&self) -> Option<usize> {
+        (self.limit.load(Ordering::Relaxed) == usize::MAX)
+            .then(|| self.passed.load(Ordering::Relaxed))
+    }
+
+    /// Whether a batch of `size` must go alone first: no limit met in this run and no batch
+    /// that large known to pass.
+    fn needs_probe(&self, size: usize) -> bool {
+        self.limit.load(Ordering::Relaxed) == usize::MAX
+            && self.passed.load(Ordering::Relaxed) < size
     }
 }
 
@@ -112,8 +134,9 @@ impl BatchCap {
 ///
 /// Batches used to go one after another: a run of 100,000 prices waited for 1,000 round trips
 /// in a row while Magento could take `max_concurrent_requests` at once. Now, while the batch
-/// size is not known to pass (the first batch of a run), that batch goes alone, so a store's
-/// input limit refuses one batch, not `concurrency` of them; then the rest go concurrently.
+/// size is not known to pass (the first batch sent to a store, or the first after a refusal),
+/// that batch goes alone, so a store's input limit refuses one batch, not `concurrency` of
+/// them; then the rest go concurrently.
 /// Batches to split (a bad item) are resent in the next wave.
 pub async fn send_in_batches_capped<T, F, Fut>(
     items: Vec<T>,
@@ -131,16 +154,16 @@ where
 
     let concurrency = concurrency.max(1);
     // Until a batch of this size went through, one batch at a time — by one chunk of the run.
+    let size = size.max(1);
     let mut probe_held = None;
-    if !cap.known() {
+    if cap.needs_probe(size) {
         let guard = cap.probe.lock().await;
-        if !cap.known() {
+        if cap.needs_probe(size) {
             probe_held = Some(guard);
         }
     }
     let mut probing = probe_held.is_some();
-    let cap = &cap.size;
-    let mut size = size.max(1).min(cap.load(Ordering::Relaxed));
+    let mut size = size.min(cap.limit.load(Ordering::Relaxed));
     let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
     // Ranges (start, end) still to send, in order.
     let mut ranges: std::collections::VecDeque<(usize, usize)> = (0..items.len())
@@ -167,10 +190,9 @@ where
         while let Some((start, end, reply)) = replies.next().await {
             match reply {
                 Ok(outcomes) => {
-                    if probing && end - start == size {
+                    if end - start == size {
                         // This size passes the store's input limit, if it has one.
-                        cap.fetch_min(size, Ordering::Relaxed);
-                        probing = false;
+                        cap.passed.fetch_max(size, Ordering::Relaxed);
                     }
                     for (i, outcome) in outcomes.into_iter().enumerate() {
                         if let Some(slot) = results.get_mut(start + i) {
@@ -183,8 +205,7 @@ where
                         && end - start > stated_input_limit(&e).unwrap_or(INPUT_LIMIT) =>
                 {
                     size = size.min(stated_input_limit(&e).unwrap_or(INPUT_LIMIT));
-                    cap.fetch_min(size, Ordering::Relaxed);
-                    probing = false;
+                    cap.limit.fetch_min(size, Ordering::Relaxed);
                     tracing::info!(
                         "Magento's input limit refused a batch of {}; sending {size} at a time",
                         end - start
@@ -309,6 +330,58 @@ mod tests {
             seen.iter().any(|n| *n > 1),
             "then batches go side by side: {seen:?}"
         );
+    }
+
+    /// How many batches were in flight as each one started, sending 300 items in batches of
+    /// 100 with `cap`, each batch taking 5 ms.
+    async fn in_flight_at_each_start(cap: &BatchCap) -> Vec<usize> {
+        use std::sync::atomic::AtomicUsize;
+        let in_flight = AtomicUsize::new(0);
+        let seen = Mutex::new(Vec::new());
+        let send = |chunk: Vec<u32>| {
+            seen.lock()
+                .unwrap()
+                .push(in_flight.fetch_add(1, Ordering::SeqCst) + 1);
+            let in_flight = &in_flight;
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(chunk.iter().map(|_| Ok(())).collect())
+            }
+        };
+        let results = send_in_batches_capped((0..300).collect(), 100, 8, cap, send).await;
+        assert!(results.iter().all(Result::is_ok));
+        seen.into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_size_that_passed_in_an_earlier_run_is_not_probed_again() {
+        // Unknown: the first batch goes alone; then 100 is what this run leaves to the next.
+        let cap = BatchCap::unknown();
+        assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 1, 2]);
+        assert_eq!(cap.learned(), Some(100));
+        // Known from before: all three go side by side.
+        let cap = BatchCap::passed(100);
+        assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 2, 3]);
+        // A smaller size passed before says nothing of 100: probed.
+        let cap = BatchCap::passed(50);
+        assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 1, 2]);
+        assert_eq!(cap.learned(), Some(100));
+    }
+
+    #[tokio::test]
+    async fn a_run_that_met_an_input_limit_leaves_nothing_to_keep() {
+        let cap = BatchCap::passed(100);
+        let send = |chunk: Vec<u32>| async move {
+            if chunk.len() > 20 {
+                Err("Maximum items of type \"prices\" is 20".to_string())
+            } else {
+                Ok(chunk.iter().map(|_| Ok(())).collect())
+            }
+        };
+        let results = send_in_batches_capped((0..100).collect(), 100, 8, &cap, send).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(cap.learned(), None);
     }
 
     #[tokio::test]
