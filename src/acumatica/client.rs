@@ -2,6 +2,7 @@
 //! licence limits kept on the client side, re-login on 401, retries with backoff, and logout
 //! of every session when the work is done.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -104,10 +105,44 @@ pub struct AcumaticaClient {
     started: std::time::Instant,
     limiter: RequestLimiter,
     backoff: Backoff,
-    /// The tasks of the logins sent (see [`AcumaticaClient::login_exchange`]); `close` waits
+    /// The login tasks not finished (see [`AcumaticaClient::login_exchange`]); `close` waits
     /// for them, so a login whose caller gave up is logged out before the process ends.
-    logins: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    logins: Arc<PendingLogins>,
 }
+
+/// How many login tasks run, and a wake-up when one ends.
+#[derive(Default)]
+struct PendingLogins {
+    running: AtomicUsize,
+    ended: tokio::sync::Notify,
+}
+
+/// Counts a login task for as long as it lives, however it ends.
+struct PendingLogin(Arc<PendingLogins>);
+
+impl PendingLogin {
+    fn start(pending: &Arc<PendingLogins>) -> PendingLogin {
+        pending.running.fetch_add(1, Ordering::SeqCst);
+        PendingLogin(pending.clone())
+    }
+}
+
+impl Drop for PendingLogin {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_waiters();
+    }
+}
+
+/// A login's reply as its task hands it over. `kept` is sent once the caller has the session
+/// (cookie or token): a reply dropped before that leaves the task to log the session out.
+struct LoginReply {
+    outcome: Result<crate::http::Reply, reqwest::Error>,
+    kept: tokio::sync::oneshot::Sender<()>,
+}
+
+/// How long `close` waits for logins abandoned by their caller to be logged out.
+const ABANDONED_LOGIN_WAIT: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for AcumaticaClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,7 +201,7 @@ impl AcumaticaClient {
             started: std::time::Instant::now(),
             limiter: RequestLimiter::new(a.max_concurrent_requests, Some(a.requests_per_minute)),
             backoff: Backoff::default(),
-            logins: std::sync::Mutex::new(Vec::new()),
+            logins: Arc::new(PendingLogins::default()),
         })
     }
 
@@ -610,7 +645,7 @@ impl AcumaticaClient {
                     session.http.post(&url).form(&form)
                 }
             };
-            let outcome = self.login_exchange(index, request).await;
+            let LoginReply { outcome, kept } = self.login_exchange(index, request).await;
             let (status, headers, text) = match outcome {
                 Ok(x) => x,
                 Err(e) if attempt < self.backoff.attempts => {
@@ -649,6 +684,8 @@ impl AcumaticaClient {
                 state.generation += 1;
                 session.open.store(true, Ordering::Relaxed);
                 session.refused_until_ms.store(0, Ordering::Relaxed);
+                // The session is this client's now: `close` logs it out.
+                let _ = kept.send(());
                 return Ok(());
             }
             // Over the licence's API-user limit: 429, or 500 with "API Login Limit".
@@ -715,32 +752,47 @@ impl AcumaticaClient {
     /// Sends a login on a task that outlives its caller. Acumatica opens the session when it
     /// handles the login, before its reply arrives: a caller that gave up meanwhile (Ctrl-C,
     /// SIGTERM) never saw the cookie or token, and the session held a licence slot until it
-    /// expired. The task logs out such a session itself; [`AcumaticaClient::close`] waits
-    /// for it.
+    /// expired. The task logs out such a session itself — also when the reply reached the
+    /// caller but the caller was dropped before keeping the session — and sends nothing at
+    /// all if the caller is gone while the login still waits for a slot.
+    /// [`AcumaticaClient::close`] waits for these tasks.
     fn login_exchange(
         &self,
         index: usize,
         request: reqwest::RequestBuilder,
-    ) -> impl std::future::Future<Output = Result<crate::http::Reply, reqwest::Error>> + use<> {
-        let (reply_to, reply) = tokio::sync::oneshot::channel();
+    ) -> impl std::future::Future<Output = LoginReply> + use<> {
+        let (mut reply_to, reply) = tokio::sync::oneshot::channel::<LoginReply>();
         let limiter = self.limiter.clone();
         let http = self.sessions[index].http.clone();
         let logout_url = format!("{}/entity/auth/logout", self.site);
-        let task = tokio::spawn(async move {
-            let outcome = crate::http::exchange(&limiter, request).await;
-            let Err(Ok((status, _, text))) = reply_to.send(outcome) else {
-                return;
+        let pending = PendingLogin::start(&self.logins);
+        tokio::spawn(async move {
+            let _pending = pending;
+            let permit = tokio::select! {
+                permit = limiter.acquire() => permit,
+                () = reply_to.closed() => return,
             };
-            if !status.is_success() {
+            let outcome = crate::http::send_whole(request).await;
+            drop(permit);
+            let opened = matches!(&outcome, Ok((status, _, _)) if status.is_success());
+            // An OAuth 2.0 login's session is its token; a session login's is the cookie,
+            // in this session's jar.
+            let token = match &outcome {
+                Ok((_, _, text)) if opened => serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| v["access_token"].as_str().map(String::from)),
+                _ => None,
+            };
+            let (kept, was_kept) = tokio::sync::oneshot::channel();
+            let abandoned = match reply_to.send(LoginReply { outcome, kept }) {
+                Err(_) => true,
+                Ok(()) => was_kept.await.is_err(),
+            };
+            if !(opened && abandoned) {
                 return;
             }
-            // Nobody took the reply: the session it opened is no one's. Its cookie is in this
-            // session's jar; an OAuth 2.0 login's token is in the reply.
             let mut logout = http.post(logout_url);
-            if let Some(token) = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["access_token"].as_str().map(String::from))
-            {
+            if let Some(token) = token {
                 logout = logout.bearer_auth(token);
             }
             match crate::http::exchange(&limiter, logout).await {
@@ -751,11 +803,6 @@ impl AcumaticaClient {
                 ),
             }
         });
-        {
-            let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
-            logins.retain(|t| !t.is_finished());
-            logins.push(task);
-        }
         async move {
             reply
                 .await
@@ -787,10 +834,28 @@ impl AcumaticaClient {
             *state = SessionState::default();
             session.open.store(false, Ordering::Relaxed);
         }
-        // Logins whose caller gave up log their session out on their own task.
-        let logins = std::mem::take(&mut *self.logins.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in logins {
-            let _ = task.await;
+        // Logins whose caller gave up log their session out on their own task: wait for them,
+        // within a bound (a logout stuck on an unreachable site must not hold the exit).
+        let pending = &self.logins;
+        let all_ended = async {
+            loop {
+                let ended = pending.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                if pending.running.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                ended.await;
+            }
+        };
+        if tokio::time::timeout(ABANDONED_LOGIN_WAIT, all_ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "an Acumatica login abandoned by Ctrl-C was not logged out within {} s; its session ends when Acumatica expires it",
+                ABANDONED_LOGIN_WAIT.as_secs()
+            );
         }
     }
 

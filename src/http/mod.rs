@@ -137,11 +137,7 @@ pub async fn exchange(
     let limiter = limiter.clone();
     let mut task = AbortOnDrop(tokio::spawn(async move {
         let _permit = limiter.acquire().await;
-        let response = request.send().await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await?;
-        Ok((status, headers, body))
+        send_whole(request).await
     }));
     match (&mut task.0).await {
         Ok(reply) => reply,
@@ -149,6 +145,16 @@ pub async fn exchange(
         // Only this function aborts the task, and not while awaiting it.
         Err(e) => unreachable!("the exchange task was cancelled: {e}"),
     }
+}
+
+/// Sends `request` and reads the whole reply, on the caller's task, with no slot taken: for a
+/// caller that holds a [`RequestPermit`] of its own.
+pub async fn send_whole(request: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.text().await?;
+    Ok((status, headers, body))
 }
 
 /// An error text from a reply, on one line and at most `max` characters (a remote system's
