@@ -43,7 +43,7 @@ pub async fn save_products(ctx: &Context<'_>, bodies: Vec<Value>) -> Vec<Result<
         items,
         ctx.config.magento.bulk_size as usize,
         ctx.config.magento.max_concurrent_requests as usize,
-        &ctx.batch_cap,
+        &ctx.bulk_cap,
         |chunk: Vec<(usize, Value)>| {
             let scheduled = &scheduled;
             async move { submit(ctx, chunk, scheduled).await }

@@ -134,6 +134,9 @@ pub struct Context<'a> {
     /// The largest batch Magento's web API input limit lets through, once a flow of this run
     /// met it (shared, so the next flow does not have its first batch refused too).
     pub batch_cap: super::flows::BatchCap,
+    /// The same for the asynchronous bulk API (`sync --full --bulk`), apart: a list the bulk
+    /// endpoint accepted says nothing of the synchronous ones, and it is not kept between runs.
+    pub bulk_cap: super::flows::BatchCap,
     /// `sync --full --bulk`: the items flow saves products through the async bulk API.
     pub bulk: bool,
 }
@@ -240,9 +243,19 @@ pub async fn run(
         Some(store.begin_run()?)
     };
     report.run_id = run_id;
-    // The batch size known to pass this Magento store's input limit, from earlier runs.
-    let batch_fact = format!("magento.batch_size_passed {}", config.magento.url);
-    let batch_known: Option<usize> = store.learned(&batch_fact)?.and_then(|v| v.parse().ok());
+    // The batch size known to pass this Magento store's input limit, from earlier runs; not
+    // known if it cannot be read (the run probes, as a first run does).
+    let batch_fact = format!(
+        "magento.batch_size_passed {}",
+        without_credentials(&config.magento.url)
+    );
+    let batch_known: Option<usize> = match store.learned(&batch_fact) {
+        Ok(value) => value.and_then(|v| v.parse().ok()),
+        Err(e) => {
+            tracing::warn!("reading the batch size Magento accepted before failed: {e:#}");
+            None
+        }
+    };
     let batch_cap = super::flows::BatchCap::passed(batch_known.unwrap_or(0));
     let store = Mutex::new(store);
     let ctx = Context {
@@ -253,6 +266,7 @@ pub async fn run(
         dry_run: options.dry_run,
         halt: Mutex::new(None),
         batch_cap,
+        bulk_cap: super::flows::BatchCap::unknown(),
         bulk: options.bulk,
     };
     let entities = entities_to_run(config, options);
@@ -295,6 +309,15 @@ pub async fn run(
     }
     outcome?;
     Ok(report)
+}
+
+/// A URL without user name, password, query or fragment: a name to keep in the store that
+/// never holds a credential someone put in the URL.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(url) => format!("{}{}", url.origin().ascii_serialization(), url.path()),
+        Err(_) => "(unparsable Magento URL)".into(),
+    }
 }
 
 /// Whether delivering `entity` calls Acumatica, beyond the batch path's read: the flows to
@@ -764,6 +787,19 @@ pub fn collected_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_kept_for_a_magento_store_holds_no_credential() {
+        assert_eq!(
+            without_credentials("https://admin:s3cret@shop.example.com:8443/base/?key=s3cret#x"),
+            "https://shop.example.com:8443/base/"
+        );
+        assert_eq!(
+            without_credentials("http://127.0.0.1:9000/magento"),
+            "http://127.0.0.1:9000/magento"
+        );
+        assert!(!without_credentials("not a url s3cret").contains("s3cret"));
+    }
 
     #[test]
     fn retries_back_off_and_stop_at_the_limit() {

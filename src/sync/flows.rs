@@ -190,8 +190,10 @@ where
         while let Some((start, end, reply)) = replies.next().await {
             match reply {
                 Ok(outcomes) => {
-                    if end - start == size {
-                        // This size passes the store's input limit, if it has one.
+                    // This size passes the store's input limit, if it has one — when Magento
+                    // took the batch: a batch not sent (the run halted) or lost to a transport
+                    // error reports every item failed and proves nothing.
+                    if end - start == size && outcomes.iter().any(Result::is_ok) {
                         cap.passed.fetch_max(size, Ordering::Relaxed);
                     }
                     for (i, outcome) in outcomes.into_iter().enumerate() {
@@ -367,6 +369,19 @@ mod tests {
         let cap = BatchCap::passed(50);
         assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 1, 2]);
         assert_eq!(cap.learned(), Some(100));
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_items_all_failed_proves_no_size() {
+        // A run that halted (Magento refused the credentials) answers each batch with every
+        // item failed, without sending it: nothing is learned from that.
+        let cap = BatchCap::unknown();
+        let send = |chunk: Vec<u32>| async move {
+            Ok(chunk.iter().map(|_| Err("halted".to_string())).collect())
+        };
+        send_in_batches_capped((0..200).collect(), 100, 8, &cap, send).await;
+        assert_eq!(cap.learned(), Some(0));
+        assert!(cap.needs_probe(100));
     }
 
     #[tokio::test]
