@@ -6,7 +6,7 @@ use crate::error::Failure;
 use crate::store::Store;
 
 pub fn run(args: HistoryArgs, config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.store.path)?;
+    let store = Store::open_to_read(&config.store.path)?;
     match args.action {
         None => {
             let runs = store.runs(args.limit)?;

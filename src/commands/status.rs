@@ -22,7 +22,7 @@ struct StatusReport {
 }
 
 pub fn run(args: StatusArgs, config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.store.path)?;
+    let store = Store::open_to_read(&config.store.path)?;
     let Lifecycle { state, since, .. } =
         store.lifecycle().context("reading the life-cycle state")?;
     let report = StatusReport {

@@ -334,9 +334,27 @@ impl Drop for BackgroundCheckpoints {
 }
 
 impl Store {
-    /// Opens (creating if missing) and migrates the store at `path`. A file that is not SQLite,
-    /// or a schema newer than this build, is refused before anything is written to it.
+    /// Opens (creating if missing) and migrates the store at `path`, for a command that writes
+    /// to it. A file that is not SQLite, or a schema newer than this build, is refused before
+    /// anything is written to it; a store that cannot be written (a full disk, a read-only
+    /// folder) is refused here, in one line naming it, before the command does any work.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let store = Store::open_to_read(path)?;
+        // A write that changes nothing (the schema version as it is) but needs the disk: the
+        // proof that the store can be written, before any work.
+        store
+            .conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION as i64)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(store)
+    }
+
+    /// [`Store::open`] for a command that only reads (`status`): nothing is written unless the
+    /// store is new or its schema older than this build — no commit, no fsync.
+    pub fn open_to_read(path: &Path) -> Result<Store, StoreError> {
         let io = |source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -375,9 +393,9 @@ impl Store {
             .map_err(open_err)?;
         // Set before the first table exists: lets housekeeping give pages back to the disk.
         // Only when not set: on a database with tables, setting it writes the header page in a
-        // transaction of its own every time (SQLite's OP_SetCookie), so a read-only command
-        // such as `status` wrote and fsynced the store on each run (strace: three fsyncs,
-        // about 2 ms of `status` on this VM).
+        // transaction of its own every time (SQLite's OP_SetCookie), so the read-only `status`
+        // wrote and fsynced the store on each run (strace: three fsyncs, about 2 ms of
+        // `status` on this VM).
         let auto_vacuum: i64 = conn
             .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
             .map_err(open_err)?;
@@ -932,10 +950,10 @@ mod tests {
         assert_eq!(store.queue_counts().unwrap(), QueueCounts::default());
     }
 
-    /// Opening a store that exists writes nothing, so a read-only command (`status`) costs no
-    /// commit and no fsync; a new store still gets incremental auto-vacuum.
+    /// Opening a store that exists to read writes nothing, so a read-only command (`status`)
+    /// costs no commit and no fsync; a new store still gets incremental auto-vacuum.
     #[test]
-    fn opening_an_existing_store_commits_nothing() {
+    fn opening_an_existing_store_to_read_commits_nothing() {
         let (dir, store) = temp_store();
         let auto_vacuum: i64 = store
             .conn
@@ -952,10 +970,13 @@ mod tests {
                 .unwrap()
         };
         let before = version();
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_to_read(&path).unwrap();
         store.queue_counts().unwrap();
         drop(store);
         assert_eq!(version(), before, "opening the store committed a change");
+        // Opened to write, it proves it can be written.
+        drop(Store::open(&path).unwrap());
+        assert_ne!(version(), before, "no write when opened to write");
         drop(dir);
     }
 
