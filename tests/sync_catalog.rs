@@ -410,14 +410,20 @@ fn the_input_limit_is_detected_and_respected() {
         "faults",
         json!({"input_limit": true, "input_list_limit": 10}),
     );
-    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
-    let before = magento_calls(&env, Some(PRICES));
-    let report = sync(&env, &["--entity", "prices"], 0);
-    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
     // One refused batch of 45, then 10 + 10 + 10 + 10 + 5.
-    assert_eq!(magento_calls(&env, Some(PRICES)) - before, 6);
+    assert_eq!(price_change_calls(&env, 45), 6);
     assert_magento_equals_acumatica(&env);
     assert_within_limits(&env);
+}
+
+/// Changes every price in Acumatica, syncs prices (all `items` delivered) and returns the
+/// base-price calls it took.
+fn price_change_calls(env: &SandboxEnv, items: u64) -> u64 {
+    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
+    let before = magento_calls(env, Some(PRICES));
+    let report = sync(env, &["--entity", "prices"], 0);
+    assert_eq!(counts(&report, "prices")["delivered"], items, "{report}");
+    magento_calls(env, Some(PRICES)) - before
 }
 
 /// The facts the store keeps about the remote systems (`learned`), by name.
@@ -454,19 +460,11 @@ fn the_batch_size_magento_accepted_is_kept_and_an_input_limit_forgets_it() {
         "faults",
         json!({"input_limit": true, "input_list_limit": 10}),
     );
-    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
-    let before = magento_calls(&env, Some(PRICES));
-    let report = sync(&env, &["--entity", "prices"], 0);
-    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
-    assert_eq!(magento_calls(&env, Some(PRICES)) - before, 7);
+    assert_eq!(price_change_calls(&env, 45), 7);
     assert_eq!(learned(&env), vec![], "the refusal forgot the size");
 
     // Forgotten: the next run's first batch goes alone — one refused batch of 20, then 10s.
-    env.acumatica_control("mass-price-update", json!({"factor": 1.1}));
-    let before = magento_calls(&env, Some(PRICES));
-    let report = sync(&env, &["--entity", "prices"], 0);
-    assert_eq!(counts(&report, "prices")["delivered"], 45, "{report}");
-    assert_eq!(magento_calls(&env, Some(PRICES)) - before, 6);
+    assert_eq!(price_change_calls(&env, 45), 6);
     assert_magento_equals_acumatica(&env);
     assert_within_limits(&env);
 }
