@@ -20,7 +20,7 @@
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use connector::sandbox::SandboxOptions;
@@ -240,9 +240,7 @@ fn sigkills_at_random_points_lose_and_double_nothing() {
             change(&env, &mut rng, &skus, &mut shipped, &mut figures);
         }
         make_due(&env);
-        let mut sync = env.connector(&["sync"]).cmd;
-        sync.stdout(Stdio::null()).stderr(Stdio::null());
-        let mut sync = sync.spawn().expect("spawn connector sync");
+        let mut sync = env.connector(&["sync"]).spawn_quiet();
         let spawned = Instant::now();
         // A random point inside a run: up to the length of the last run that finished.
         std::thread::sleep(Duration::from_millis(rng.random_range(0..run_ms)));

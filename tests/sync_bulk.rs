@@ -5,7 +5,6 @@
 
 mod util;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use connector::sandbox::SandboxOptions;
@@ -169,14 +168,9 @@ fn a_crash_between_submit_and_status_loses_nothing_and_the_wait_is_bounded() {
     )
     .unwrap();
     let bulks_before = calls(&env, BULK);
-    let mut command = env
+    let mut child = env
         .connector(&["sync", "--full", "--bulk", "--entity", "items"])
-        .cmd;
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_quiet();
     let deadline = Instant::now() + Duration::from_secs(15);
     while calls(&env, BULK) == bulks_before {
         assert!(Instant::now() < deadline, "the run never submitted a bulk");

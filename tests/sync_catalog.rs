@@ -5,7 +5,7 @@
 
 mod util;
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use connector::sandbox::SandboxOptions;
@@ -533,13 +533,7 @@ fn a_second_concurrent_sync_exits_4() {
 fn a_sigkill_mid_run_then_a_clean_run_leaves_magento_equal_to_acumatica() {
     let env = started(25, &[("batch_size = 100", "batch_size = 5")]);
     env.magento_control("faults", json!({"latency_ms": 40}));
-    let mut child = env
-        .connector(&["sync"])
-        .cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.connector(&["sync"]).spawn_quiet();
     let deadline = Instant::now() + Duration::from_secs(20);
     while magento_calls(&env, Some(PRODUCT_PUT)) < 5 {
         assert!(Instant::now() < deadline, "the run made no product saves");
@@ -919,12 +913,7 @@ fn a_run_killed_between_odata_pages_loses_no_row() {
     edit_item(&env, "SB00001", json!({"weight": 1.0}));
     let before = odata();
     env.acumatica_control("faults", json!({"latency_ms": 300}));
-    let mut child = env.connector(&["sync", "--entity", "items"]).cmd;
-    let mut child = child
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.connector(&["sync", "--entity", "items"]).spawn_quiet();
     let deadline = Instant::now() + Duration::from_secs(20);
     // The second page is asked for: the first is queued.
     while odata() < before + 2 {
@@ -1081,12 +1070,7 @@ fn a_catalogue_run_logs_out_of_acumatica_once_its_read_is_done() {
     env.magento_control("faults", json!({ "latency_ms": 100 }));
     let sessions = &env.sandbox.acumatica.sessions;
     let logins_before = sessions.counters().logins;
-    let mut child = env.connector(&["sync", "--entity", "prices"]).cmd;
-    let mut child = child
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.connector(&["sync", "--entity", "prices"]).spawn_quiet();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut released_while_sending = None;
     let status = loop {

@@ -141,6 +141,25 @@ struct LoginReply {
     kept: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Ends a session: `http` carries its cookie (a session login), `bearer` its token (OAuth 2.0).
+/// Errors are logged, not returned: on the way out there is nothing left to do about them.
+async fn log_out(
+    limiter: &RequestLimiter,
+    http: &reqwest::Client,
+    site: &str,
+    bearer: Option<&str>,
+) {
+    let mut request = http.post(format!("{site}/entity/auth/logout"));
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    match crate::http::exchange(limiter, request).await {
+        Ok((status, _, _)) if status.is_success() || status == StatusCode::UNAUTHORIZED => {}
+        Ok((status, _, _)) => tracing::warn!("Acumatica logout answered {status}"),
+        Err(e) => tracing::warn!("Acumatica logout failed: {}", describe_transport(&e)),
+    }
+}
+
 /// How long `close` waits for logins abandoned by their caller to be logged out.
 const ABANDONED_LOGIN_WAIT: Duration = Duration::from_secs(15);
 
@@ -764,7 +783,7 @@ impl AcumaticaClient {
         let (mut reply_to, reply) = tokio::sync::oneshot::channel::<LoginReply>();
         let limiter = self.limiter.clone();
         let http = self.sessions[index].http.clone();
-        let logout_url = format!("{}/entity/auth/logout", self.site);
+        let site = self.site.clone();
         let pending = PendingLogin::start(&self.logins);
         tokio::spawn(async move {
             let _pending = pending;
@@ -791,17 +810,8 @@ impl AcumaticaClient {
             if !(opened && abandoned) {
                 return;
             }
-            let mut logout = http.post(logout_url);
-            if let Some(token) = token {
-                logout = logout.bearer_auth(token);
-            }
-            match crate::http::exchange(&limiter, logout).await {
-                Ok(_) => tracing::debug!("logged out a session whose login was abandoned"),
-                Err(e) => tracing::warn!(
-                    "Acumatica logout of an abandoned login failed: {}",
-                    describe_transport(&e)
-                ),
-            }
+            log_out(&limiter, &http, &site, token.as_deref()).await;
+            tracing::debug!("logged out a session whose login was abandoned");
         });
         async move {
             reply
@@ -819,18 +829,13 @@ impl AcumaticaClient {
             if !state.logged_in {
                 continue;
             }
-            let mut request = session
-                .http
-                .post(format!("{}/entity/auth/logout", self.site));
-            if let Some(bearer) = &state.bearer {
-                request = request.bearer_auth(bearer.expose());
-            }
-            match crate::http::exchange(&self.limiter, request).await {
-                Ok((status, _, _)) if status.is_success() || status == StatusCode::UNAUTHORIZED => {
-                }
-                Ok((status, _, _)) => tracing::warn!("Acumatica logout answered {status}"),
-                Err(e) => tracing::warn!("Acumatica logout failed: {}", describe_transport(&e)),
-            }
+            log_out(
+                &self.limiter,
+                &session.http,
+                &self.site,
+                state.bearer.as_ref().map(Secret::expose),
+            )
+            .await;
             *state = SessionState::default();
             session.open.store(false, Ordering::Relaxed);
         }

@@ -371,38 +371,37 @@ impl FaultInjector {
             Some(uri) => format!("{} {}", request.method(), uri.path()),
             None => format!("{} {}", request.method(), request.uri().path()),
         };
+        let arrived = std::time::Instant::now();
         let now = injector.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        let _in_flight = InFlight(&injector, std::time::Instant::now());
-        injector.active.lock().unwrap().get_or_insert_with(|| {
-            let now = std::time::Instant::now();
-            (now, now)
-        });
+        let _in_flight = InFlight(&injector, arrived);
+        injector
+            .active
+            .lock()
+            .unwrap()
+            .get_or_insert((arrived, arrived));
         injector.peak_in_flight.fetch_max(now, Ordering::Relaxed);
         let cap = injector.concurrency_cap.load(Ordering::Relaxed);
         if cap > 0 && now > cap {
             injector.over_cap.fetch_add(1, Ordering::Relaxed);
         }
 
-        let arrived = std::time::Instant::now();
         let (latency, decision) = injector.decide(&key, &path);
-        // A request that passes is handled at once and answered `latency` after it arrived,
-        // as a real system does its work inside its response time: its effect is there even
-        // if the client gives up first (the ambiguous timeout a client must survive), and the
-        // simulation's own processing is not added on top of the latency a bench sets (it
-        // was: 100-item MSI batches took 21.3 ms at L = 20 ms, charged to the client).
-        if let Decision::Pass = decision {
-            let response = next.run(request).await;
-            sleep_precisely(
-                (arrived + latency).saturating_duration_since(std::time::Instant::now()),
-            )
-            .await;
-            return response;
-        }
-        if !latency.is_zero() {
-            sleep_precisely(latency).await;
+        // Every answer goes `latency` after the request arrived. A request that passes is
+        // handled at once, as a real system does its work inside its response time: its effect
+        // is there even if the client gives up first (the ambiguous timeout a client must
+        // survive), and the simulation's own processing is not added on top of the latency a
+        // bench sets (it was: 100-item MSI batches took 21.3 ms at L = 20 ms, charged to the
+        // client). A fault is answered after the wait.
+        let answer_at = arrived + latency;
+        if !matches!(decision, Decision::Pass) {
+            sleep_until_precisely(answer_at).await;
         }
         match decision {
-            Decision::Pass => unreachable!("answered above"),
+            Decision::Pass => {
+                let response = next.run(request).await;
+                sleep_until_precisely(answer_at).await;
+                response
+            }
             Decision::ServerError(status) => {
                 injector.note("server_error");
                 injector.server_error(status)
@@ -589,17 +588,18 @@ fn dropped_connection() -> Response {
     response
 }
 
-/// Waits `latency`, to within a fraction of a millisecond. tokio's timer counts whole
+/// Waits until `deadline`, to within a fraction of a millisecond. tokio's timer counts whole
 /// milliseconds and fires on the tick after the deadline: measured in this middleware on a
 /// 2-core VM, `tokio::time::sleep(20 ms)` took 21.3 ms at the median and 22.0 ms on average
 /// under a sync bench's load — latency nobody asked for, which the benches' bounds (computed
 /// from L) then charged to the client. A `nanosleep` on a blocking thread wakes within tens
 /// of microseconds; the thread is not a runtime worker, so other requests go on meanwhile.
-async fn sleep_precisely(latency: Duration) {
-    if latency.is_zero() {
+async fn sleep_until_precisely(deadline: std::time::Instant) {
+    let wait = deadline.saturating_duration_since(std::time::Instant::now());
+    if wait.is_zero() {
         return;
     }
-    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(latency)).await;
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(wait)).await;
 }
 
 #[cfg(test)]

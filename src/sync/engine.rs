@@ -243,20 +243,7 @@ pub async fn run(
         Some(store.begin_run()?)
     };
     report.run_id = run_id;
-    // The batch size known to pass this Magento store's input limit, from earlier runs; not
-    // known if it cannot be read (the run probes, as a first run does).
-    let batch_fact = format!(
-        "magento.batch_size_passed {}",
-        without_credentials(&config.magento.url)
-    );
-    let batch_known: Option<usize> = match store.learned(&batch_fact) {
-        Ok(value) => value.and_then(|v| v.parse().ok()),
-        Err(e) => {
-            tracing::warn!("reading the batch size Magento accepted before failed: {e:#}");
-            None
-        }
-    };
-    let batch_cap = super::flows::BatchCap::passed(batch_known.unwrap_or(0));
+    let batch_cap = super::flows::BatchCap::remembered(&store, &config.magento.url);
     let store = Mutex::new(store);
     let ctx = Context {
         config,
@@ -285,11 +272,7 @@ pub async fn run(
     };
     let outcome = crate::acumatica::with_sessions(&acumatica, work).await;
     if !options.dry_run {
-        let learned = ctx.batch_cap.learned().filter(|&size| size > 0);
-        if learned != batch_known
-            && let Err(e) =
-                ctx.store(|s| s.set_learned(&batch_fact, learned.map(|n| n.to_string()).as_deref()))
-        {
+        if let Err(e) = ctx.store(|s| ctx.batch_cap.keep(s)) {
             tracing::warn!("keeping the batch size Magento accepted failed: {e:#}");
         }
         // Housekeeping, bounded per run so a run stays short.
@@ -309,15 +292,6 @@ pub async fn run(
     }
     outcome?;
     Ok(report)
-}
-
-/// A URL without user name, password, query or fragment: a name to keep in the store that
-/// never holds a credential someone put in the URL.
-fn without_credentials(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(url) => format!("{}{}", url.origin().ascii_serialization(), url.path()),
-        Err(_) => "(unparsable Magento URL)".into(),
-    }
 }
 
 /// Whether delivering `entity` calls Acumatica, beyond the batch path's read: the flows to
@@ -787,19 +761,6 @@ pub fn collected_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_name_kept_for_a_magento_store_holds_no_credential() {
-        assert_eq!(
-            without_credentials("https://admin:s3cret@shop.example.com:8443/base/?key=s3cret#x"),
-            "https://shop.example.com:8443/base/"
-        );
-        assert_eq!(
-            without_credentials("http://127.0.0.1:9000/magento"),
-            "http://127.0.0.1:9000/magento"
-        );
-        assert!(!without_credentials("not a url s3cret").contains("s3cret"));
-    }
 
     #[test]
     fn retries_back_off_and_stop_at_the_limit() {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::engine::{Context, Outcome, Progress, Record};
 use super::{customers, inventory, items, orders, prices, shipments};
 use crate::entities::Entity;
+use crate::store::Store;
 
 /// Entities whose flow is built (customers, orders and shipments: sync part 2).
 pub fn supported(entity: Entity) -> bool {
@@ -89,6 +90,9 @@ pub struct BatchCap {
     limit: AtomicUsize,
     /// The largest full batch that went through (0: none), in this run or an earlier one.
     passed: AtomicUsize,
+    /// Where earlier runs kept what they learned (the store's `learned` table), and what it
+    /// held when this run began; `None` for a cap not kept between runs.
+    kept: Option<(String, Option<usize>)>,
     /// Held by the chunk whose first batch probes the size; the chunks in flight beside it wait
     /// for that answer instead of probing too (with three chunks in flight, three lone batches
     /// went first and five of Magento's eight slots stood idle for a round trip).
@@ -107,8 +111,43 @@ impl BatchCap {
         BatchCap {
             limit: AtomicUsize::new(usize::MAX),
             passed: AtomicUsize::new(size),
+            kept: None,
             probe: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The cap of a run against the Magento store at `magento_url`: what earlier runs kept in
+    /// `store`, or unknown (also when it cannot be read: the run probes, as a first run does).
+    /// [`BatchCap::keep`] leaves this run's for the next.
+    pub fn remembered(store: &Store, magento_url: &str) -> BatchCap {
+        let name = format!(
+            "magento.batch_size_passed {}",
+            without_credentials(magento_url)
+        );
+        let size = match store.learned(&name) {
+            Ok(value) => value.and_then(|v| v.parse().ok()),
+            Err(e) => {
+                tracing::warn!("reading the batch size Magento accepted before failed: {e:#}");
+                None
+            }
+        };
+        BatchCap {
+            kept: Some((name, size)),
+            ..BatchCap::passed(size.unwrap_or(0))
+        }
+    }
+
+    /// Keeps what this run learned for the next runs ([`BatchCap::learned`]); writes nothing
+    /// when that is what was kept already, or for a cap not kept between runs.
+    pub fn keep(&self, store: &Store) -> rusqlite::Result<()> {
+        let Some((name, before)) = &self.kept else {
+            return Ok(());
+        };
+        let now = self.learned().filter(|&size| size > 0);
+        if now == *before {
+            return Ok(());
+        }
+        store.set_learned(name, now.map(|n| n.to_string()).as_deref())
     }
 
     /// What this run leaves to the next: `Some(n)` when batches of `n` went through and no
@@ -124,6 +163,15 @@ impl BatchCap {
     fn needs_probe(&self, size: usize) -> bool {
         self.limit.load(Ordering::Relaxed) == usize::MAX
             && self.passed.load(Ordering::Relaxed) < size
+    }
+}
+
+/// A URL without user name, password, query or fragment: a name to keep in the store that
+/// never holds a credential someone put in the URL.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(url) => format!("{}{}", url.origin().ascii_serialization(), url.path()),
+        Err(_) => "(unparsable Magento URL)".into(),
     }
 }
 
@@ -304,27 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_sent_side_by_side_probe_the_batch_size_once() {
-        use std::sync::atomic::AtomicUsize;
-        let cap = BatchCap::unknown();
-        let in_flight = AtomicUsize::new(0);
-        // How many batches were in flight as each one started.
-        let seen = Mutex::new(Vec::new());
-        let send = |chunk: Vec<u32>| {
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            seen.lock().unwrap().push(now);
-            let in_flight = &in_flight;
-            async move {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                Ok(chunk.iter().map(|_| Ok(())).collect())
-            }
-        };
-        let (a, b) = tokio::join!(
-            send_in_batches_capped((0..300).collect(), 100, 8, &cap, send),
-            send_in_batches_capped((0..300).collect(), 100, 8, &cap, send),
-        );
-        assert!(a.iter().chain(&b).all(Result::is_ok));
-        let seen = seen.into_inner().unwrap();
+        let seen = in_flight_at_each_start(&BatchCap::unknown(), 2).await;
         assert_eq!(seen.len(), 6);
         assert_eq!(seen[0], 1, "the probe goes alone");
         assert_eq!(seen[1], 1, "the other chunk waited for the probe: {seen:?}");
@@ -334,9 +362,22 @@ mod tests {
         );
     }
 
-    /// How many batches were in flight as each one started, sending 300 items in batches of
-    /// 100 with `cap`, each batch taking 5 ms.
-    async fn in_flight_at_each_start(cap: &BatchCap) -> Vec<usize> {
+    #[test]
+    fn the_name_kept_for_a_magento_store_holds_no_credential() {
+        assert_eq!(
+            without_credentials("https://admin:s3cret@shop.example.com:8443/base/?key=s3cret#x"),
+            "https://shop.example.com:8443/base/"
+        );
+        assert_eq!(
+            without_credentials("http://127.0.0.1:9000/magento"),
+            "http://127.0.0.1:9000/magento"
+        );
+        assert!(!without_credentials("not a url s3cret").contains("s3cret"));
+    }
+
+    /// How many batches were in flight as each one started, sending `chunks` chunks of 300
+    /// items side by side in batches of 100 with `cap`, each batch taking 5 ms.
+    async fn in_flight_at_each_start(cap: &BatchCap, chunks: usize) -> Vec<usize> {
         use std::sync::atomic::AtomicUsize;
         let in_flight = AtomicUsize::new(0);
         let seen = Mutex::new(Vec::new());
@@ -351,8 +392,11 @@ mod tests {
                 Ok(chunk.iter().map(|_| Ok(())).collect())
             }
         };
-        let results = send_in_batches_capped((0..300).collect(), 100, 8, cap, send).await;
-        assert!(results.iter().all(Result::is_ok));
+        let results = futures_util::future::join_all(
+            (0..chunks).map(|_| send_in_batches_capped((0..300).collect(), 100, 8, cap, send)),
+        )
+        .await;
+        assert!(results.iter().flatten().all(Result::is_ok));
         seen.into_inner().unwrap()
     }
 
@@ -360,14 +404,14 @@ mod tests {
     async fn a_size_that_passed_in_an_earlier_run_is_not_probed_again() {
         // Unknown: the first batch goes alone; then 100 is what this run leaves to the next.
         let cap = BatchCap::unknown();
-        assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 1, 2]);
+        assert_eq!(in_flight_at_each_start(&cap, 1).await, vec![1, 1, 2]);
         assert_eq!(cap.learned(), Some(100));
         // Known from before: all three go side by side.
         let cap = BatchCap::passed(100);
-        assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 2, 3]);
+        assert_eq!(in_flight_at_each_start(&cap, 1).await, vec![1, 2, 3]);
         // A smaller size passed before says nothing of 100: probed.
         let cap = BatchCap::passed(50);
-        assert_eq!(in_flight_at_each_start(&cap).await, vec![1, 1, 2]);
+        assert_eq!(in_flight_at_each_start(&cap, 1).await, vec![1, 1, 2]);
         assert_eq!(cap.learned(), Some(100));
     }
 

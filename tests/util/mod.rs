@@ -94,6 +94,16 @@ impl TestCommand {
         }
     }
 
+    /// Starts it in the background, its output discarded: for a test that kills it, or
+    /// watches the simulated systems while it runs.
+    pub fn spawn_quiet(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start connector")
+    }
+
     /// Runs and checks the exit code, printing everything when it differs.
     pub fn expect_exit(self, code: i32) -> RunOutput {
         let out = self.output();
